@@ -1,0 +1,1 @@
+"""MMChat agent: pipeline, session gate, controller, audio and identity stages."""

@@ -1,0 +1,77 @@
+"""Speech and text turn commands: ask, transcribe, say, turn, and the demo."""
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.assistant import Assistant
+from agent.audio_io import load_audio
+from agent.config import Settings
+from agent.speech_out import BufferSink
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ask", parents=[common], help="one text turn through the controller")
+    p.add_argument("text")
+    p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
+    p.add_argument("--unlocked", action="store_true", help="bypass the session gate")
+    p.set_defaults(handler=ask)
+
+    p = sub.add_parser("transcribe", parents=[common], help="speech to text")
+    p.add_argument("audio")
+    p.set_defaults(handler=transcribe)
+
+    p = sub.add_parser("say", parents=[common], help="text to speech")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.set_defaults(handler=say)
+
+    p = sub.add_parser("turn", parents=[common], help="one spoken turn: ASR -> controller -> TTS")
+    p.add_argument("--audio", required=True)
+    p.add_argument("-o", "--output", default=None, help="reply WAV (default: runs/<time>/reply.wav)")
+    p.add_argument("--emotion", default=None)
+    p.set_defaults(handler=turn)
+
+
+def run_dir(settings: Settings) -> Path:
+    d = settings.path(settings.paths.runs) / datetime.now().strftime("%Y%m%d-%H%M%S")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return Assistant(settings).controller.respond(args.text, args.emotion).as_json()
+
+
+def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    text, meta = Assistant(settings).transcribe(args.audio)
+    return {"text": text, **meta}
+
+
+def say(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    sink = BufferSink()
+    t0 = time.perf_counter()
+    first = Assistant(settings).speak(args.text, sink)
+    path = sink.save(args.output)
+    return {"path": str(path), "duration_s": round(len(sink.audio) / sink.sample_rate, 3),
+            "timings": {"tts_first_audio_s": round(first, 4), "tts_s": round(time.perf_counter() - t0, 4)}}
+
+
+def turn(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    audio = load_audio(args.audio)
+    assistant = Assistant(settings)
+    _ = assistant.asr, assistant.tts, assistant.controller  # load models before the clock starts
+    transcript, result, sink = assistant.spoken_turn(audio, emotion=args.emotion)
+    out = Path(args.output) if args.output else run_dir(settings) / "reply.wav"
+    sink.save(out)
+    return {"transcript": transcript, **result.as_json(), "reply_audio": str(out)}
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> None:
+    """Scripted spoken turns over bundled recordings (the hands-free session replaces this)."""
+    from agent.demo import run_demo
+
+    run_demo(settings)

@@ -1,0 +1,236 @@
+"""The controller: one LLM pass decides between a spoken answer and a tool call.
+
+The prompt prefix (system prompt + few-shot turns) never changes, so llama.cpp
+reuses its KV cache and a turn only pays for the new tokens. The model either
+starts speaking (streamed sentence by sentence to ``on_sentence``) or writes a
+JSON tool call, which is parsed leniently, validated, run, and answered in a
+second pass from the tool's result. The user's emotion selects a style template
+placed just before the user's words.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.tools import BaseTool
+
+from agent.config import ControllerSettings
+from agent.errors import ErrorCode, LLMError, MMChatError
+from agent.prompts import PromptBook, Style
+from agent.sentences import SentenceSplitter
+from agent.timing import Stopwatch
+from agent.toolcall import ToolCall, ToolCallError, looks_like_call, parse_tool_call
+
+FALLBACK_GARBLED = "Sorry, I got muddled there. Could you say that again?"
+FALLBACK_FAILED = "Sorry, something went wrong on my side and I can't answer right now."
+FALLBACK_TOOL = "Sorry, I couldn't do that: {problem}."
+_UNDECIDED = ("```", "<tool_call>", "[{")
+
+SentenceSink = Callable[[str], None]
+
+
+@dataclass
+class TurnResult:
+    text: str
+    reply: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    emotion: str = "neutral"
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    interrupted: bool = False
+
+    def as_json(self) -> dict:
+        return {"reply": self.reply, "tool_calls": [c.as_dict() for c in self.tool_calls],
+                "emotion": self.emotion, "timings": self.timings, "error": self.error,
+                "interrupted": self.interrupted}
+
+
+@dataclass
+class _Pass:
+    kind: str = ""  # "text" | "call" | "" (nothing)
+    raw: str = ""
+    spoken: list[str] = field(default_factory=list)
+
+
+class Controller:
+    """Routes one user utterance to a reply, calling at most one tool."""
+
+    def __init__(self, llm: BaseChatModel, tools: list[BaseTool], prompts: PromptBook,
+                 settings: ControllerSettings) -> None:
+        self.llm = llm
+        self.tools = {t.name: t for t in tools}
+        self.schemas = {t.name: t.args_schema for t in tools}
+        self.prompts = prompts
+        self.settings = settings
+        self.history: deque[tuple[str, str]] = deque(maxlen=max(1, settings.history_turns))
+        self._prefix = self._build_prefix()
+
+    # -- prompt -----------------------------------------------------------------
+    def _build_prefix(self) -> list[BaseMessage]:
+        msgs: list[BaseMessage] = [SystemMessage(self.prompts.system)]
+        for ex in self.prompts.examples:
+            msgs += [HumanMessage(ex["user"]), AIMessage(ex["assistant"])]
+        return msgs
+
+    def _messages(self, text: str, style: Style) -> list[BaseMessage]:
+        msgs = list(self._prefix)
+        if self.settings.history_turns:
+            for user, assistant in self.history:
+                msgs += [HumanMessage(user), AIMessage(assistant)]
+        msgs.append(SystemMessage(f"Speaking style for this answer: {style.text}"))
+        msgs.append(HumanMessage(text))
+        return msgs
+
+    def warm_up(self) -> None:
+        """Evaluate the fixed prefix once so the first real turn starts warm."""
+        try:
+            self.route("Hello there.")
+        except MMChatError:
+            pass
+
+    # -- LLM pass -----------------------------------------------------------------
+    def _stream(self, msgs: list[BaseMessage]) -> Iterable[str]:
+        try:
+            for chunk in self.llm.stream(msgs):
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield chunk.content
+        except MMChatError:
+            raise
+        except ValueError as e:
+            if "context window" in str(e) or "exceed" in str(e):
+                raise LLMError("the conversation is too long for the model's context window",
+                               ErrorCode.INPUT_TOO_LONG) from None
+            raise LLMError(f"the language model failed: {e}") from None
+        except Exception as e:  # network backends raise their own error types
+            raise LLMError(f"the language model failed: {type(e).__name__}: {e}") from None
+
+    def _pass(self, msgs: list[BaseMessage], sw: Stopwatch, prefix: str, sink: SentenceSink | None,
+              max_sentences: int, route_only: bool = False, cancel: threading.Event | None = None) -> _Pass:
+        """One streamed generation: speak sentences as they end, or collect a tool call."""
+        p = _Pass()
+        splitter = SentenceSplitter()
+
+        def speak(sentences: list[str]) -> bool:
+            for s in sentences:
+                if len(p.spoken) >= max_sentences:
+                    return False
+                p.spoken.append(s)
+                sw.mark(f"{prefix}first_sentence_s")
+                if sink:
+                    sink(s)
+            return len(p.spoken) < max_sentences
+
+        for delta in self._stream(msgs):
+            sw.mark(f"{prefix}first_token_s")
+            p.raw += delta
+            if cancel is not None and cancel.is_set():
+                break
+            if not p.kind:
+                head = p.raw.lstrip()
+                if not head or any(u.startswith(head) for u in _UNDECIDED):
+                    continue
+                p.kind = "call" if looks_like_call(head) else "text"
+                if p.kind == "text" and route_only:
+                    break
+                if p.kind == "text" and not speak(splitter.feed(p.raw)):
+                    break
+                continue
+            if p.kind == "call":
+                continue
+            if '{"name"' in p.raw:  # the model started a call after some words
+                p.kind = "call"
+                continue
+            if not speak(splitter.feed(delta)):
+                break
+        if p.kind == "text" and not route_only:
+            speak(splitter.flush())
+        return p
+
+    # -- public API ------------------------------------------------------------------
+    def route(self, text: str, emotion: str | None = None) -> ToolCall | None:
+        """The tool the controller would call for ``text`` (no tool run, no reply)."""
+        style = self.prompts.style(emotion or self.settings.default_emotion)
+        p = self._pass(self._messages(self._check(text), style), Stopwatch(), "llm_", None, 99,
+                       route_only=True)
+        if p.kind != "call":
+            return None
+        return parse_tool_call(p.raw, self.schemas)
+
+    def respond(self, text: str, emotion: str | None = None, on_sentence: SentenceSink | None = None,
+                cancel: threading.Event | None = None) -> TurnResult:
+        """Answer one utterance; sentences go to ``on_sentence`` as soon as they exist."""
+        sw = Stopwatch()
+        emotion = (emotion or self.settings.default_emotion).lower()
+        style = self.prompts.style(emotion)
+        result = TurnResult(text=text, emotion=emotion)
+        msgs = self._messages(self._check(text), style)
+        with sw.stage("llm_s"):
+            first = self._pass(msgs, sw, "llm_", on_sentence, style.max_sentences, cancel=cancel)
+        spoken, memory = first.spoken, " ".join(first.spoken)
+        if first.kind == "call":
+            spoken, memory = self._tool_turn(first.raw, msgs, style, sw, result, on_sentence, cancel)
+        elif not spoken and not (cancel and cancel.is_set()):
+            result.error = "empty or unusable reply from the language model"
+            spoken = self._say([FALLBACK_GARBLED], on_sentence)
+        result.reply = " ".join(spoken)
+        result.interrupted = bool(cancel and cancel.is_set())
+        result.timings = sw.timings
+        if self.settings.history_turns and memory:
+            self.history.append((text, memory))
+        return result
+
+    # -- helpers -------------------------------------------------------------------
+    def _check(self, text: str) -> str:
+        text = " ".join((text or "").split())
+        if not text:
+            raise MMChatError("empty input: say or type something", ErrorCode.BAD_INPUT)
+        if len(text) > self.settings.max_user_chars:
+            raise MMChatError(f"input too long: {len(text)} characters (limit {self.settings.max_user_chars})",
+                              ErrorCode.INPUT_TOO_LONG)
+        return text
+
+    @staticmethod
+    def _say(sentences: list[str], sink: SentenceSink | None) -> list[str]:
+        for s in sentences:
+            if sink:
+                sink(s)
+        return sentences
+
+    def _tool_turn(self, raw: str, msgs: list[BaseMessage], style: Style, sw: Stopwatch,
+                   result: TurnResult, sink: SentenceSink | None,
+                   cancel: threading.Event | None) -> tuple[list[str], str]:
+        """Parse, validate and run the call, then phrase the answer from its result."""
+        try:
+            call = parse_tool_call(raw, self.schemas)
+        except ToolCallError as e:
+            result.error = str(e)
+            return self._say([FALLBACK_TOOL.format(problem=e)], sink), ""
+        if call is None:
+            result.error = "the language model wrote JSON that is not a tool call"
+            return self._say([FALLBACK_GARBLED], sink), ""
+        result.tool_calls.append(call)
+        with sw.stage("tool_s"):
+            try:
+                out = json.loads(self.tools[call.name].invoke(call.args))
+            except Exception as e:  # a tool must never take the assistant down
+                out = {"ok": False, "summary": f"The {call.name} tool failed ({type(e).__name__})."}
+        memory = json.dumps({"name": call.name, "arguments": call.args})
+        summary = out.get("summary") or "Done."
+        if not out.get("ok") or call.name == "set_mode":
+            # Unavailable/failed results and mode switches are spoken as the tool
+            # worded them: honest by construction and no second model pass.
+            sw.mark("reply_first_sentence_s")
+            return self._say([summary], sink), memory
+        follow = msgs + [AIMessage(memory), SystemMessage(f"Speaking style for this answer: {style.text}"),
+                         HumanMessage(self.prompts.tool_result.format(name=call.name,
+                                                                      result=json.dumps(out, ensure_ascii=False)))]
+        with sw.stage("reply_s"):
+            second = self._pass(follow, sw, "reply_", sink, style.max_sentences, cancel=cancel)
+        if second.kind != "text" or not second.spoken:
+            return self._say([summary], sink), memory
+        return second.spoken, memory

@@ -1,0 +1,35 @@
+"""``main.py bench``: every benchmark group, one JSON entry per figure.
+
+A group is a function ``(settings, repeat) -> {figure_name: figure(...)}`` listed
+in GROUPS as "module:function"; groups load lazily so one failing group is
+reported in ``errors`` and the others still run.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+from agent.config import Settings
+
+log = logging.getLogger(__name__)
+
+GROUPS: dict[str, str] = {
+    "speech": "agent.evals.bench_speech:bench_speech",
+}
+
+
+def run_benchmarks(settings: Settings, repeat: int = 3, only: list[str] | None = None) -> dict:
+    out: dict = {}
+    errors: dict[str, str] = {}
+    for name, target in GROUPS.items():
+        if only and name not in only:
+            continue
+        mod, fn = target.split(":")
+        log.info("bench: %s", name)
+        try:
+            out.update(getattr(importlib.import_module(mod), fn)(settings, repeat))
+        except Exception as e:  # report, keep going
+            errors[name] = f"{type(e).__name__}: {e}"
+    if errors:
+        out["errors"] = errors
+    return out

@@ -1,0 +1,13 @@
+"""Summary figures for benchmarks: ``{median, p90, n, unit}``."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def figure(values: list[float], unit: str = "s", **extra) -> dict:
+    """Median/p90 of measured values (empty list -> n=0 and nulls)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"median": None, "p90": None, "n": 0, "unit": unit, **extra}
+    return {"median": round(float(np.median(v)), 4), "p90": round(float(np.percentile(v, 90)), 4),
+            "n": int(v.size), "unit": unit, **extra}

@@ -1,0 +1,101 @@
+"""LLM backends behind one interface: LangChain chat models, chosen in config.yaml.
+
+- ``embedded``: llama.cpp in-process (``ChatLlamaCpp``) with a GGUF from the cache.
+- ``ollama``: a user's Ollama server (``ChatOllama``).
+- ``openai``: any OpenAI-compatible server, e.g. llama-server or vLLM (``ChatOpenAI``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+from urllib.request import urlopen
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from agent.config import LLMSettings
+from agent.errors import BackendUnavailableError, ConfigError
+from agent.models import LLM_FILES, model_path
+
+OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
+
+
+def _reachable(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urlopen(url, timeout=timeout):
+            return True
+    except URLError as e:
+        # An HTTP error status still means a server answered.
+        return hasattr(e, "code")
+    except (OSError, ValueError):
+        return False
+
+
+def make_embedded(s: LLMSettings, models_dir: Path) -> BaseChatModel:
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    path = model_path(models_dir, LLM_FILES, s.model, "LLM")
+    # llama.cpp prints its load log on stderr at the C level; keep the CLI clean.
+    with _quiet_stderr():
+        return ChatLlamaCpp(
+            model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=512,
+            temperature=s.temperature, max_tokens=s.max_tokens, repeat_penalty=1.0,
+            top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False,
+        )
+
+
+def make_ollama(s: LLMSettings) -> BaseChatModel:
+    from langchain_ollama import ChatOllama
+
+    url = s.url or os.environ.get("OLLAMA_HOST") or OLLAMA_DEFAULT_URL
+    if not url.startswith("http"):
+        url = "http://" + url
+    if not _reachable(url.rstrip("/") + "/api/version"):
+        raise BackendUnavailableError(f"no Ollama server at {url}; start it with: ollama serve")
+    return ChatOllama(model=s.model, base_url=url, temperature=s.temperature,
+                      num_predict=s.max_tokens, num_ctx=s.n_ctx, keep_alive="30m")
+
+
+def make_openai(s: LLMSettings) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    if not s.url:
+        raise ConfigError("config: llm.url: required for backend openai (e.g. http://host:8000/v1)")
+    base = s.url.rstrip("/")
+    if not urlparse(base).scheme:
+        raise ConfigError(f"config: llm.url: not a URL: {s.url}")
+    if not _reachable(base + "/models"):
+        raise BackendUnavailableError(f"no OpenAI-compatible server at {base} (is it running?)")
+    return ChatOpenAI(base_url=base, api_key=s.api_key or os.environ.get("OPENAI_API_KEY") or "none",
+                      model=s.model, temperature=s.temperature, max_tokens=s.max_tokens,
+                      timeout=s.timeout_s, max_retries=1, streaming=True)
+
+
+def make_chat_model(s: LLMSettings, models_dir: Path) -> BaseChatModel:
+    """Build the configured backend; a clear error when it cannot be reached."""
+    if s.backend == "embedded":
+        return make_embedded(s, models_dir)
+    if s.backend == "ollama":
+        return make_ollama(s)
+    return make_openai(s)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level stderr (fd 2) for noisy native loaders."""
+    try:
+        fd = os.dup(2)
+    except (OSError, io.UnsupportedOperation):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)

@@ -1,0 +1,50 @@
+"""Prompt templates from prompts/: system prompt, few-shot turns, emotion styles."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+# Emotion labels from any detector -> the family whose style template applies.
+EMOTION_FAMILY = {
+    "neutral": "neutral", "calm": "neutral",
+    "happy": "happy", "happiness": "happy", "joy": "happy",
+    "sad": "sad", "sadness": "sad",
+    "angry": "angry", "anger": "angry", "disgust": "angry", "contempt": "angry",
+    "surprise": "surprised", "surprised": "surprised",
+    "fear": "worried", "worried": "worried", "anxious": "worried",
+}
+
+
+@dataclass(frozen=True)
+class Style:
+    family: str
+    text: str
+    max_sentences: int
+
+
+def _front_matter(text: str) -> tuple[dict, str]:
+    if text.startswith("---"):
+        _, head, body = text.split("---", 2)
+        return yaml.safe_load(head) or {}, body.strip()
+    return {}, text.strip()
+
+
+class PromptBook:
+    """Loads every template once; the system prompt and examples never change at run time."""
+
+    def __init__(self, root: Path = PROMPTS_DIR) -> None:
+        self.system = (root / "system.md").read_text().strip()
+        self.examples: list[dict[str, str]] = yaml.safe_load((root / "examples.yaml").read_text())
+        self.tool_result = (root / "tool_result.md").read_text().strip()
+        self.styles: dict[str, Style] = {}
+        for f in sorted((root / "emotion").glob("*.md")):
+            meta, body = _front_matter(f.read_text())
+            self.styles[f.stem] = Style(f.stem, body, int(meta.get("max_sentences", 2)))
+
+    def style(self, emotion: str | None) -> Style:
+        family = EMOTION_FAMILY.get((emotion or "neutral").strip().lower(), "neutral")
+        return self.styles[family]

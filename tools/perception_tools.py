@@ -1,0 +1,63 @@
+"""The tools the LLM calls, as LangChain tools with typed arguments."""
+from __future__ import annotations
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from tools.base import MODES, Mode, ToolContext, ToolResult
+
+
+class NoArgs(BaseModel):
+    """This tool takes no arguments."""
+
+
+class SetModeArgs(BaseModel):
+    mode: Mode = Field(description="one of " + ", ".join(MODES))
+
+
+class TrackArgs(BaseModel):
+    label: str = Field(min_length=1, max_length=60, description="name of the object to follow, e.g. cup")
+
+
+class MapArgs(BaseModel):
+    question: str = Field(min_length=1, max_length=500, description="the user's question about the map")
+
+
+def build_tools(ctx: ToolContext) -> list[BaseTool]:
+    """The five tools bound to one context, in a fixed order (keeps the prompt cache warm)."""
+
+    def read_emotion() -> str:
+        if ctx.perception is None:
+            return ToolResult.unavailable("Reading facial emotion").to_json()
+        return ctx.perception.emotion().to_json()
+
+    def set_mode(mode: str) -> str:
+        previous = ctx.set_mode(mode)
+        same = previous == mode
+        summary = f"Already in {mode} mode." if same else f"Switched from {previous} to {mode} mode."
+        return ToolResult(ok=True, summary=summary, data={"mode": mode, "previous": previous}).to_json()
+
+    def describe_scene() -> str:
+        if ctx.perception is None:
+            return ToolResult.unavailable("Seeing through the camera").to_json()
+        return ctx.perception.scene().to_json()
+
+    def track_object(label: str) -> str:
+        if ctx.perception is None:
+            return ToolResult.unavailable(f"Tracking the {label}").to_json()
+        return ctx.perception.track(label).to_json()
+
+    def query_map(question: str) -> str:
+        if ctx.map_query is None:
+            return ToolResult.unavailable("The map").to_json()
+        return ctx.map_query.answer(question).to_json()
+
+    specs = [
+        (read_emotion, "Read the user's facial expression from the camera right now.", NoArgs),
+        (set_mode, "Switch the assistant's mode: " + ", ".join(MODES) + ".", SetModeArgs),
+        (describe_scene, "Describe what the camera sees now.", NoArgs),
+        (track_object, "Find an object in view and keep following it.", TrackArgs),
+        (query_map, "Answer a question about the map and the path travelled.", MapArgs),
+    ]
+    return [StructuredTool.from_function(fn, name=fn.__name__, description=d, args_schema=s)
+            for fn, d, s in specs]
