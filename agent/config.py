@@ -33,6 +33,8 @@ class LLMSettings(FrozenModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(160, ge=16, le=2048)
     timeout_s: float = Field(60.0, gt=0)
+    tool_bias: float = Field(0.0, ge=-10, le=10)  # embedded: logit bias toward starting a tool call
+    kv_cache_mb: int = Field(1024, ge=64, le=16384)  # embedded: saved prompt states
 
 
 class ASRSettings(FrozenModel):
@@ -61,6 +63,82 @@ class PathSettings(FrozenModel):
     testdata: str = "../shared/testdata"
 
 
+class VADSettings(FrozenModel):
+    """Voice activity: webrtcvad frames confirmed by Silero; end of turn after silence."""
+
+    aggressiveness: int = Field(2, ge=0, le=3)  # webrtcvad: 0 lenient .. 3 strict
+    frame_ms: Literal[10, 20, 30] = 30
+    silero_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    start_ms: int = Field(120, ge=10, le=2000)  # voiced audio needed to start a turn
+    end_silence_ms: int = Field(600, ge=100, le=5000)  # trailing silence that ends a turn
+    pre_roll_ms: int = Field(300, ge=0, le=2000)  # audio kept before the start
+    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+
+
+class WakeSettings(FrozenModel):
+    """Wake word: an openWakeWord ONNX model (bundled name or path) and its threshold."""
+
+    model: str = "hey_jarvis"  # hey_jarvis | alexa | hey_mycroft | hey_rhasspy | /path/model.onnx
+    phrase: str = "hey jarvis"
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    cooldown_s: float = Field(2.0, ge=0.0, le=30.0)  # no second detection within this time
+    buffer_s: float = Field(3.0, ge=1.0, le=30.0)  # audio kept around the wake word
+
+
+class IdentitySettings(FrozenModel):
+    """Voiceprint, face check and liveness thresholds (see agent/identity/)."""
+
+    voice_threshold: float = Field(0.27, ge=-1.0, le=1.0)  # ECAPA cosine, >= accepts; EER point (identity/eer.py)
+    min_speech_s: float = Field(1.0, ge=0.1, le=30.0)  # speech needed in a voice sample
+    face_threshold: float = Field(0.6, gt=0.0, le=2.0)  # dlib 128-d distance; <= accepts
+    face_upsample: int = Field(1, ge=0, le=3)  # HOG upsampling (finds smaller faces, slower)
+    video_start_s: float = Field(0.0, ge=0.0)  # window of a probe video that is examined
+    video_window_s: float = Field(10.0, gt=0.0, le=60.0)
+    video_frames: int = Field(8, ge=1, le=60)  # frames sampled evenly in the window for the face check
+    liveness_frames: int = Field(30, ge=3, le=300)  # frames sampled evenly in the window for liveness
+    require_liveness: bool = True  # video probes must show a blink or head motion
+    blink_ear_drop: float = Field(0.25, gt=0.0, lt=1.0)  # eye aspect ratio dip vs its median
+    motion_threshold: float = Field(0.03, gt=0.0, lt=1.0)  # landmark shape change (Procrustes residual)
+
+
+class DetectorSettings(FrozenModel):
+    """COCO object detector (NanoDet ONNX) and the tracker that follows its boxes."""
+
+    model: str = "nanodet-m-416"  # asset name under models/ or a path to an .onnx file
+    score_threshold: float = Field(0.35, gt=0.0, lt=1.0)  # reported objects and new tracks
+    low_score: float = Field(0.2, gt=0.0, lt=1.0)  # weaker boxes that only keep existing tracks
+    nms_iou: float = Field(0.5, gt=0.0, lt=1.0)
+    input_size: int = Field(416, ge=128, le=1280)  # a model with a fixed input size overrides this
+    detect_every: int = Field(3, ge=1, le=30)  # run the detector every N frames, Kalman-track between
+    max_missed: int = Field(3, ge=1, le=30)  # detector runs without a match before a track is lost
+    match_iou: float = Field(0.25, gt=0.0, lt=1.0)  # IoU needed to continue a track
+    threads: int = Field(2, ge=1, le=64)
+
+
+class EmotionWeights(FrozenModel):
+    fer: float = Field(0.7, ge=0.0, le=1.0)  # FER2013 mini-Xception on the face crop
+    landmarks: float = Field(0.2, ge=0.0, le=1.0)  # lower-face landmark MLP (0 turns it off)
+
+
+class VisionSettings(FrozenModel):
+    """Faces (mesh, emotion) and hands (gestures) in the camera stage."""
+
+    max_faces: int = Field(4, ge=1, le=20)
+    max_hands: int = Field(2, ge=1, le=4)
+    min_detection_confidence: float = Field(0.5, gt=0.0, lt=1.0)
+    hand_model_complexity: Literal[0, 1] = 0
+    emotion_crop_pad: float = Field(0.3, ge=0.0, le=1.0)
+    emotion_weights: EmotionWeights = EmotionWeights()
+    emotion_ema_alpha: float = Field(0.5, gt=0.0, le=1.0)  # weight of the newest frame (video only)
+    emotion_every: int = Field(2, ge=1, le=30)  # video: run emotion on every Nth frame
+    gesture_min_score: float = Field(0.6, ge=0.0, le=1.0)
+    gesture_modes: dict[Literal["Open", "Close", "Pointer", "OK"],
+                        Literal["conversation", "tracking", "mapping", "privacy", "sleep", "confirm"]] = {
+        "Close": "privacy", "Open": "conversation", "Pointer": "tracking", "OK": "confirm"}
+    gesture_hold_ms: float = Field(700.0, ge=0.0, le=10000.0)
+    gesture_hold_frames: int = Field(5, ge=1, le=300)
+
+
 # Sections for later stages are defined above this line (one FrozenModel each)
 # and added as fields of Settings below.
 
@@ -71,6 +149,11 @@ class Settings(FrozenModel):
     tts: TTSSettings = TTSSettings()
     controller: ControllerSettings = ControllerSettings()
     paths: PathSettings = PathSettings()
+    vad: VADSettings = VADSettings()
+    wake: WakeSettings = WakeSettings()
+    identity: IdentitySettings = IdentitySettings()
+    detector: DetectorSettings = DetectorSettings()
+    vision: VisionSettings = VisionSettings()
     root: Path = Field(default_factory=lambda: Path(__file__).resolve().parent.parent, exclude=True)
 
     def path(self, value: str) -> Path:

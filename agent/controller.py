@@ -72,19 +72,29 @@ class Controller:
 
     # -- prompt -----------------------------------------------------------------
     def _build_prefix(self) -> list[BaseMessage]:
-        msgs: list[BaseMessage] = [SystemMessage(self.prompts.system)]
+        msgs: list[BaseMessage] = [SystemMessage(self.prompts.system_prompt(list(self.tools.values())))]
         for ex in self.prompts.examples:
-            msgs += [HumanMessage(ex["user"]), AIMessage(ex["assistant"])]
+            answer = ex["assistant"]
+            if answer.startswith("{"):
+                call = json.loads(answer)
+                answer = self.prompts.call_text(call["name"], call["arguments"])
+            msgs += [HumanMessage(ex["user"]), AIMessage(answer)]
         return msgs
 
-    def _messages(self, text: str, style: Style) -> list[BaseMessage]:
-        msgs = list(self._prefix)
+    def _history(self) -> list[BaseMessage]:
+        msgs: list[BaseMessage] = []
         if self.settings.history_turns:
             for user, assistant in self.history:
                 msgs += [HumanMessage(user), AIMessage(assistant)]
-        msgs.append(SystemMessage(f"Speaking style for this answer: {style.text}"))
-        msgs.append(HumanMessage(text))
         return msgs
+
+    def _route_messages(self, text: str) -> list[BaseMessage]:
+        """Fixed tool prefix + history + the user's words (no style: it derails routing)."""
+        return [*self._prefix, *self._history(), HumanMessage(text)]
+
+    def _reply_messages(self, text: str, style: Style) -> list[BaseMessage]:
+        """Persona + emotion style as the system prompt, for styled answers."""
+        return [SystemMessage(self.prompts.reply_prompt(style)), *self._history(), HumanMessage(text)]
 
     def warm_up(self) -> None:
         """Evaluate the fixed prefix once so the first real turn starts warm."""
@@ -154,8 +164,7 @@ class Controller:
     # -- public API ------------------------------------------------------------------
     def route(self, text: str, emotion: str | None = None) -> ToolCall | None:
         """The tool the controller would call for ``text`` (no tool run, no reply)."""
-        style = self.prompts.style(emotion or self.settings.default_emotion)
-        p = self._pass(self._messages(self._check(text), style), Stopwatch(), "llm_", None, 99,
+        p = self._pass(self._route_messages(self._check(text)), Stopwatch(), "llm_", None, 99,
                        route_only=True)
         if p.kind != "call":
             return None
@@ -168,12 +177,21 @@ class Controller:
         emotion = (emotion or self.settings.default_emotion).lower()
         style = self.prompts.style(emotion)
         result = TurnResult(text=text, emotion=emotion)
-        msgs = self._messages(self._check(text), style)
+        text = self._check(text)
+        # Neutral: the routing pass itself streams the answer (one pass, lowest
+        # latency). Other emotions: the routing pass stops at its first tokens
+        # and a styled pass answers, since style text in the routing prompt
+        # makes small models stop calling tools.
+        plain = style.family == "neutral"
         with sw.stage("llm_s"):
-            first = self._pass(msgs, sw, "llm_", on_sentence, style.max_sentences, cancel=cancel)
+            first = self._pass(self._route_messages(text), sw, "llm_", on_sentence if plain else None,
+                               style.max_sentences, route_only=not plain, cancel=cancel)
+            if first.kind == "text" and not plain:
+                first = self._pass(self._reply_messages(text, style), sw, "llm_", on_sentence,
+                                   style.max_sentences, cancel=cancel)
         spoken, memory = first.spoken, " ".join(first.spoken)
         if first.kind == "call":
-            spoken, memory = self._tool_turn(first.raw, msgs, style, sw, result, on_sentence, cancel)
+            spoken, memory = self._tool_turn(first.raw, text, style, sw, result, on_sentence, cancel)
         elif not spoken and not (cancel and cancel.is_set()):
             result.error = "empty or unusable reply from the language model"
             spoken = self._say([FALLBACK_GARBLED], on_sentence)
@@ -201,7 +219,7 @@ class Controller:
                 sink(s)
         return sentences
 
-    def _tool_turn(self, raw: str, msgs: list[BaseMessage], style: Style, sw: Stopwatch,
+    def _tool_turn(self, raw: str, text: str, style: Style, sw: Stopwatch,
                    result: TurnResult, sink: SentenceSink | None,
                    cancel: threading.Event | None) -> tuple[list[str], str]:
         """Parse, validate and run the call, then phrase the answer from its result."""
@@ -219,16 +237,15 @@ class Controller:
                 out = json.loads(self.tools[call.name].invoke(call.args))
             except Exception as e:  # a tool must never take the assistant down
                 out = {"ok": False, "summary": f"The {call.name} tool failed ({type(e).__name__})."}
-        memory = json.dumps({"name": call.name, "arguments": call.args})
+        memory = self.prompts.call_text(call.name, call.args)
         summary = out.get("summary") or "Done."
         if not out.get("ok") or call.name == "set_mode":
             # Unavailable/failed results and mode switches are spoken as the tool
             # worded them: honest by construction and no second model pass.
             sw.mark("reply_first_sentence_s")
             return self._say([summary], sink), memory
-        follow = msgs + [AIMessage(memory), SystemMessage(f"Speaking style for this answer: {style.text}"),
-                         HumanMessage(self.prompts.tool_result.format(name=call.name,
-                                                                      result=json.dumps(out, ensure_ascii=False)))]
+        result_text = self.prompts.tool_result.format(name=call.name, result=json.dumps(out, ensure_ascii=False))
+        follow = self._reply_messages(text, style) + [AIMessage(memory), HumanMessage(result_text)]
         with sw.stage("reply_s"):
             second = self._pass(follow, sw, "reply_", sink, style.max_sentences, cancel=cancel)
         if second.kind != "text" or not second.spoken:

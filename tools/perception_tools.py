@@ -53,11 +53,19 @@ def build_tools(ctx: ToolContext) -> list[BaseTool]:
         return ctx.map_query.answer(question).to_json()
 
     specs = [
-        (read_emotion, "Read the user's facial expression from the camera right now.", NoArgs),
-        (set_mode, "Switch the assistant's mode: " + ", ".join(MODES) + ".", SetModeArgs),
-        (describe_scene, "Describe what the camera sees now.", NoArgs),
-        (track_object, "Find an object in view and keep following it.", TrackArgs),
-        (query_map, "Answer a question about the map and the path travelled.", MapArgs),
+        (read_emotion, "Look at the user's face through the camera and read their facial expression or mood "
+                       "right now. Use when the user asks how they look, seem or feel to you.", NoArgs),
+        (set_mode, "Switch the assistant's mode. conversation: normal talk; tracking: follow objects; mapping: "
+                   "build a map of the surroundings while moving; privacy: stop using camera and microphone; "
+                   "sleep: stop listening until the wake word.", SetModeArgs),
+        (describe_scene, "Look through the camera and report what is visible right now: people, objects and "
+                         "where they are. Use for any question about what you can see or what is in front of "
+                         "the user.", NoArgs),
+        (track_object, "Find one object in the camera view and keep following it. Use when the user asks you "
+                       "to track, follow, watch or keep an eye on something.", TrackArgs),
+        (query_map, "Answer from the map built while moving: where a thing was seen, where it is relative to "
+                    "the user, how far we have moved, how big the map is, when something was last seen.",
+         MapArgs),
     ]
     return [StructuredTool.from_function(fn, name=fn.__name__, description=d, args_schema=s)
             for fn, d, s in specs]

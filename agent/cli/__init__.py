@@ -20,7 +20,7 @@ from agent.errors import MMChatError
 Handler = Callable[[argparse.Namespace, Settings], "dict[str, Any] | None"]
 
 # Modules that contribute subcommands; each has ``register(sub, common)``.
-COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench")
+COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity")
 
 
 class _Parser(argparse.ArgumentParser):

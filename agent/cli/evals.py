@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = evsub.add_parser("tools", parents=[common], help="tool-routing accuracy of the controller")
     p.add_argument("--cases", default=None, help="JSONL cases (default: the project's own set)")
     p.set_defaults(handler=eval_tools)
+    p = evsub.add_parser("gestures", parents=[common], help="static-gesture classifier accuracy on landmark rows")
+    p.add_argument("--csv", required=True, help="rows: label (0 Open, 1 Close, 2 Pointer, 3 OK), 21 x,y pairs")
+    p.set_defaults(handler=eval_gestures)
 
 
 def eval_tools(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -22,3 +25,10 @@ def eval_tools(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
     cases = load_cases(args.cases or DEFAULT_CASES)
     return evaluate(Assistant(settings).controller, cases)
+
+
+def eval_gestures(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from tools.vision import gestures as g
+
+    x, y = g.load_csv(args.csv, 2 * g.N_LANDMARKS)
+    return g.evaluate(g.load_model(g.STATIC_MODEL), x, y)

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 GROUPS: dict[str, str] = {
     "speech": "agent.evals.bench_speech:bench_speech",
+    "objects": "agent.evals.bench_vision_objects:bench_objects",
+    "vision_face": "agent.evals.bench_vision_face:bench_face_hands",
 }
 
 

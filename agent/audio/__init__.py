@@ -1,0 +1,1 @@
+"""Listening front end: audio sources, voice activity detection and the wake word."""

@@ -1,0 +1,1 @@
+"""Identity stage: voiceprint, face check, liveness and profiles."""

@@ -1,0 +1,154 @@
+"""Equal error rate of the voiceprint on real recordings, and the threshold at EER.
+
+Corpora (all recorded by real people outside this project):
+
+* ``testdata/speech``: 2 speakers x 4 read sentences, 16 kHz.
+* Debian ``pocketsphinx-testdata``: ``librivox/*.wav`` (one reader, 5 sentences)
+  and ``cards/*.wav`` (one speaker, 5 utterances).
+* Debian ``codec2-examples``: 8 kHz raw speech of several speakers; longer
+  recordings are cut into up to four 3 s segments. Files that are prefixes,
+  codec outputs or mixes of others (hts, hts1a, hts2a, m2400, f2400,
+  ve9qrp_10s) and non-speech (modem, tones) are left out.
+
+Every pair of utterances is a trial: same speaker -> genuine, else impostor.
+Run: ``python -m agent.identity.eer [--json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from agent.audio_io import SAMPLE_RATE, load_audio, resample, to_mono_float
+from agent.errors import MMChatError
+
+POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
+CODEC2 = Path("/usr/share/codec2/raw")
+CODEC2_SPEAKERS = ("hts1", "hts2", "mmt1", "morig", "forig", "kristoff", "big_dog", "cross",
+                   "cq_ref", "g3plx", "vk5qi", "ve9qrp")
+SEGMENT_S = 3.0
+MAX_SEGMENTS = 4
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: str
+    name: str
+    audio: np.ndarray  # float32 mono 16 kHz
+
+
+@dataclass(frozen=True)
+class EERResult:
+    eer: float
+    threshold: float  # score at the EER point (accept when score >= threshold)
+    n_genuine: int
+    n_impostor: int
+    far_at_threshold: float
+    frr_at_threshold: float
+
+
+def compute_eer(genuine: list[float] | np.ndarray, impostor: list[float] | np.ndarray) -> EERResult:
+    """EER and its threshold from genuine/impostor scores (higher = more alike)."""
+    from sklearn.metrics import roc_curve
+
+    g, i = np.asarray(genuine, float), np.asarray(impostor, float)
+    if g.size == 0 or i.size == 0:
+        raise ValueError("need at least one genuine and one impostor score")
+    labels = np.r_[np.ones(g.size), np.zeros(i.size)]
+    fpr, tpr, thr = roc_curve(labels, np.r_[g, i])
+    fnr = 1.0 - tpr
+    k = int(np.nanargmin(np.abs(fnr - fpr)))
+    threshold = float(thr[k]) if np.isfinite(thr[k]) else float(g.max())
+    far = float(np.mean(i >= threshold))
+    frr = float(np.mean(g < threshold))
+    return EERResult(float((fpr[k] + fnr[k]) / 2), threshold, int(g.size), int(i.size), far, frr)
+
+
+def _segments(audio: np.ndarray, speaker: str, name: str) -> Iterator[Utterance]:
+    step = int(SEGMENT_S * SAMPLE_RATE)
+    n = min(MAX_SEGMENTS, max(1, audio.size // step))
+    for k in range(n):
+        part = audio if n == 1 else audio[k * step:(k + 1) * step]
+        yield Utterance(speaker, f"{name}#{k}" if n > 1 else name, part)
+
+
+def load_corpora(testdata: Path) -> list[Utterance]:
+    """All utterances of the corpora that are present on this machine."""
+    utts: list[Utterance] = []
+    for f in sorted((testdata / "speech").glob("spk*_snt*.wav")):
+        utts.append(Utterance("sb-" + f.stem.split("_")[0], f.name, load_audio(f)))
+    for folder in ("librivox", "cards"):
+        for f in sorted((POCKETSPHINX / folder).glob("*.wav")):
+            utts.append(Utterance("ps-" + folder, f"{folder}/{f.name}", load_audio(f)))
+    for stem in CODEC2_SPEAKERS:
+        f = CODEC2 / f"{stem}.raw"
+        if f.is_file():
+            audio = resample(to_mono_float(np.fromfile(f, dtype="<i2")), 8000, SAMPLE_RATE)
+            utts.extend(_segments(audio, "c2-" + stem, f"codec2/{stem}"))
+    return utts
+
+
+def score_trials(embeddings: np.ndarray, speakers: list[str]) -> tuple[list[float], list[float]]:
+    """Cosine scores of every pair of utterances, split into genuine and impostor."""
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for a, b in itertools.combinations(range(len(speakers)), 2):
+        s = float(embeddings[a] @ embeddings[b])
+        (genuine if speakers[a] == speakers[b] else impostor).append(s)
+    return genuine, impostor
+
+
+def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0) -> dict:
+    """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER."""
+    from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, speech_only
+
+    vp = EcapaVoiceprint(models_dir / ECAPA_DIR)
+    kept: list[Utterance] = []
+    embs: list[np.ndarray] = []
+    skipped: list[str] = []
+    t0 = time.perf_counter()
+    for u in load_corpora(testdata):
+        try:
+            embs.append(vp.embed(speech_only(u.audio, min_speech_s, u.name)))
+            kept.append(u)
+        except MMChatError:
+            skipped.append(u.name)
+    secs = time.perf_counter() - t0
+    genuine, impostor = score_trials(np.stack(embs), [u.speaker for u in kept])
+    r = compute_eer(genuine, impostor)
+    return {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
+            "far_at_threshold": round(r.far_at_threshold, 4), "frr_at_threshold": round(r.frr_at_threshold, 4),
+            "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
+            "utterances": len(kept), "speakers": len({u.speaker for u in kept}), "skipped": skipped,
+            "genuine_min_median": [round(min(genuine), 3), round(float(np.median(genuine)), 3)],
+            "impostor_median_max": [round(float(np.median(impostor)), 3), round(max(impostor), 3)],
+            "embed_s_per_utterance": round(secs / max(1, len(kept) + len(skipped)), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent.config import load_settings
+
+    ap = argparse.ArgumentParser(prog="python -m agent.identity.eer", description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="config.yaml")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    s = load_settings(a.config)
+    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s)
+    if a.json:
+        json.dump(out, sys.stdout)
+        print()
+    else:
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""Identity stage on real models and real recordings/photos (../shared/testdata)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.audio_io import write_wav
+from agent.config import load_settings
+from agent.errors import ErrorCode, MMChatError
+from agent.identity.eer import compute_eer
+from agent.identity.faces import FaceError, read_image, sample_video
+from agent.identity.profiles import ProfileError, ProfileStore
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT / "../shared/testdata").resolve()
+SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
+CLIP = FACES / "probe" / "short_hamilton_clip.mp4"
+
+pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata missing")
+
+
+def _settings(profiles: Path):
+    return load_settings(None, overrides={"paths": {"profiles": str(profiles)}})
+
+
+@pytest.fixture(scope="module")
+def checker(tmp_path_factory):
+    """One IdentityChecker (models loaded once) with spk1's voice and six people's faces enrolled."""
+    from agent.identity.verify import IdentityChecker
+
+    c = IdentityChecker(_settings(tmp_path_factory.mktemp("profiles")))
+    c.enroll("spk1", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)], [])
+    for person in sorted((FACES / "enroll").iterdir()):
+        c.enroll(person.name, [], sorted(person.iterdir()))
+    return c
+
+
+# --- voice -------------------------------------------------------------------------------------
+
+def test_voice_accepts_held_out_sentence_and_rejects_other_speaker(checker):
+    d = checker.verify(voice=SPEECH / "spk1_snt4.wav")
+    assert (d.decision, d.user) == ("accept", "spk1"), d.as_json()
+    for i in (1, 2, 3, 4):
+        d = checker.verify(voice=SPEECH / f"spk2_snt{i}.wav")
+        assert d.decision == "reject" and d.user is None, d.as_json()
+        assert d.voice.value < checker.cfg.voice_threshold
+
+
+def test_voice_embedding_is_unit_length(checker):
+    from agent.audio_io import load_audio
+
+    e = checker.voiceprint.embed(load_audio(SPEECH / "spk1_snt1.wav"))
+    assert e.shape == (192,) and abs(np.linalg.norm(e) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("kind, code", [("empty", ErrorCode.AUDIO_EMPTY), ("corrupt", ErrorCode.AUDIO_INVALID),
+                                        ("silence", ErrorCode.NO_SPEECH), ("missing", ErrorCode.AUDIO_MISSING)])
+def test_bad_audio_gives_typed_error(checker, tmp_path, kind, code):
+    p = tmp_path / "x.wav"
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "corrupt":
+        p.write_bytes(b"RIFF\x00\x01junk" + bytes(range(256)) * 4)
+    elif kind == "silence":
+        write_wav(p, np.zeros(32000, np.float32), 16000)
+    with pytest.raises(MMChatError) as e:
+        checker.verify(voice=p)
+    assert e.value.code == code and "\n" not in str(e.value)
+
+
+# --- faces -------------------------------------------------------------------------------------
+
+def test_face_probe_matches_obama(checker):
+    d = checker.verify(face=FACES / "probe" / "obama_small.jpg")
+    assert (d.decision, d.user) == ("accept", "obama"), d.as_json()
+    assert d.face.value <= checker.cfg.face_threshold
+
+
+def test_two_faces_is_an_explained_refusal(checker):
+    with pytest.raises(FaceError, match="2 faces found in two_people.jpg"):
+        checker.verify(face=FACES / "probe" / "two_people.jpg")
+
+
+def test_voice_and_face_must_be_the_same_user(checker):
+    d = checker.verify(voice=SPEECH / "spk1_snt4.wav", face=FACES / "probe" / "obama_small.jpg")
+    assert d.decision == "reject" and "voice matches spk1 but face matches obama" in d.reason
+
+
+@pytest.mark.parametrize("kind", ["empty", "corrupt", "missing", "no_face"])
+def test_bad_image_gives_typed_error(checker, tmp_path, kind):
+    p = tmp_path / "x.jpg"
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "corrupt":
+        p.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+    elif kind == "no_face":
+        p = TESTDATA / "scenes" / "fruits.jpg"
+    with pytest.raises(FaceError) as e:
+        checker.verify(face=p)
+    assert e.value.code == ErrorCode.IMAGE_INVALID and "\n" not in str(e.value)
+    if kind == "no_face":
+        assert "no face" in str(e.value)
+
+
+def test_video_probe_finds_lin_manuel_miranda_and_is_live(checker):
+    d = checker.verify(video=CLIP)
+    assert d.face.user == "lin_manuel_miranda", d.as_json()
+    assert (d.decision, d.user) == ("accept", "lin_manuel_miranda"), d.as_json()
+    assert d.liveness is not None and d.liveness.live
+
+
+def test_video_window_is_respected():
+    frames = sample_video(CLIP, 2.0, 1.0, 5)
+    assert len(frames) == 5 and all(1.95 <= t <= 3.05 for t, _ in frames)
+
+
+# --- liveness ----------------------------------------------------------------------------------
+
+def test_repeated_still_frame_is_not_live(checker):
+    still = np.ascontiguousarray(read_image(FACES / "enroll" / "obama" / "obama.jpg")[:, :, ::-1])
+    r = checker.liveness([still] * 10)
+    assert not r.live and r.frames == 10 and not r.blink
+
+
+def test_still_video_frame_repeated_is_not_live_but_the_clip_is(checker):
+    frames = [f for _, f in sample_video(CLIP, 3.0, 3.0, 20)]
+    assert checker.liveness(frames).live
+    assert not checker.liveness([frames[5]] * 20).live
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+def _emb(seed: int, dim: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_profile_files_are_private_and_enrol_adds(tmp_path):
+    store = ProfileStore(tmp_path / "profiles")
+    store.enroll("alice", [_emb(1, 192)], [_emb(2, 128)])
+    p = store.enroll("alice", [_emb(3, 192)], [])
+    assert (len(p.voice), len(p.face)) == (2, 1)
+    d = tmp_path / "profiles" / "alice"
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert {f.name for f in d.iterdir()} == {"voice.npy", "face.npy", "profile.json"}
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in d.iterdir())
+    assert json.loads((d / "profile.json").read_text())["voice_samples"] == 2
+
+
+def _fail_on_call(n: int, real):
+    """A stand-in for ``real`` that raises OSError on its n-th call."""
+    calls = []
+
+    def fake(*a, **k):
+        calls.append(a)
+        if len(calls) == n:
+            raise OSError("simulated failure")
+        return real(*a, **k)
+    return fake
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(a.voice, b.voice) and np.array_equal(a.face, b.face)
+
+
+@pytest.mark.parametrize("target, n", [("fsync", 2), ("rename", 2)])  # mid-file / mid-swap
+def test_failed_write_keeps_old_profile(tmp_path, monkeypatch, target, n):
+    store = ProfileStore(tmp_path)
+    store.enroll("bob", [_emb(1, 192)], [_emb(2, 128)])
+    before = store.load("bob")
+    monkeypatch.setattr(os, target, _fail_on_call(n, getattr(os, target)))
+    with pytest.raises(OSError, match="simulated"):
+        store.enroll("bob", [_emb(3, 192)], [_emb(4, 128)])
+    monkeypatch.undo()
+    assert _same(store.load("bob"), before) and store.names() == ["bob"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [".lock", "bob"]
+
+
+def test_crash_mid_swap_recovers_on_next_start(tmp_path, monkeypatch):
+    """Process dies between the two renames (no cleanup): the next access restores the old profile."""
+    store = ProfileStore(tmp_path)
+    store.enroll("bob", [_emb(1, 192)], [])
+    before = store.load("bob")
+    monkeypatch.setattr(ProfileStore, "_recover", staticmethod(lambda d: None))
+    monkeypatch.setattr(os, "rename", _fail_on_call(2, os.rename))
+    with pytest.raises(OSError):
+        store.enroll("bob", [_emb(3, 192)], [])
+    monkeypatch.undo()
+    assert not (tmp_path / "bob").exists() and (tmp_path / ".bob.old").is_dir()  # the crash state
+    fresh = ProfileStore(tmp_path)
+    assert fresh.names() == ["bob"] and _same(fresh.load("bob"), before)
+    assert not (tmp_path / ".bob.old").exists() and not (tmp_path / ".bob.new").exists()
+
+
+def test_failed_enrol_input_writes_nothing(checker, tmp_path):
+    before = checker.store.load("obama").face.copy()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"junk")
+    with pytest.raises(FaceError):
+        checker.enroll("obama", [], [FACES / "enroll" / "biden" / "biden.jpg", bad])
+    assert np.array_equal(checker.store.load("obama").face, before)
+
+
+@pytest.mark.parametrize("name", ["../x", ".hidden", "a/b", "", "x" * 65, "name with space"])
+def test_bad_profile_names_refused(tmp_path, name):
+    with pytest.raises(ProfileError):
+        ProfileStore(tmp_path).enroll(name, [_emb(1, 192)], [])
+
+
+def test_unknown_user(tmp_path):
+    with pytest.raises(ProfileError, match="unknown user"):
+        ProfileStore(tmp_path).remove("nobody")
+
+
+# --- EER ---------------------------------------------------------------------------------------
+
+def test_compute_eer():
+    r = compute_eer([0.9, 0.8, 0.7, 0.35], [0.1, 0.2, 0.3, 0.4])
+    assert r.eer == pytest.approx(0.25) and 0.3 < r.threshold <= 0.4
+    assert compute_eer([0.9, 0.8], [0.1, 0.2]).eer == 0.0
+
+
+@pytest.mark.slow
+def test_measured_eer_is_low():
+    from agent.identity.eer import measure
+
+    s = load_settings(None)
+    out = measure(TESTDATA, s.models_dir)
+    assert out["eer"] < 0.08 and out["genuine_trials"] >= 40
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def test_cli_enroll_list_verify_remove(tmp_path, capsys):
+    from agent.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")
+    run = lambda *a: (main([*a, "--config", str(cfg), "--json"]), capsys.readouterr())  # noqa: E731
+    code, out = run("enroll", "obama", "--face", str(FACES / "enroll" / "obama" / "obama.jpg"))
+    assert code == 0 and json.loads(out.out) == {"user": "obama", "voice_samples": 0, "face_samples": 1}
+    code, out = run("profiles", "list")
+    assert json.loads(out.out) == {"users": ["obama"]}
+    code, out = run("verify", "--face", str(FACES / "probe" / "two_people.jpg"))
+    assert code == 2 and out.out == "" and out.err.strip().count("\n") == 0 and "2 faces" in out.err
+    code, out = run("verify", "--face", str(FACES / "probe" / "obama_small.jpg"))
+    res = json.loads(out.out)
+    assert code == 0 and res["decision"] == "accept" and res["user"] == "obama" and res["voice_score"] is None
+    code, out = run("profiles", "remove", "obama")
+    assert code == 0 and json.loads(out.out)["users"] == []

@@ -1,0 +1,1 @@
+"""Camera perception: faces (mesh, emotion) and hands (gestures)."""

@@ -1,0 +1,192 @@
+"""Per-frame face and hand analysis: face mesh + emotion, hands + gestures.
+
+``FaceHandsAnalyser.analyse(bgr)`` returns a ``FrameResult``; bad input raises
+``MMChatError`` (``image-invalid``), an empty frame gives empty lists.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agent.config import Settings, VisionSettings
+from agent.errors import ErrorCode, MMChatError
+from tools.vision.emotion import (EMOTIONS, FER_ONNX, EmotionModel, EmotionSmoother, FerEmotion,
+                                  LandmarkEmotion, normalise)
+from tools.vision.faces import Box, FaceFinder, FoundFace
+from tools.vision.gestures import GestureDebouncer, GestureRecognizer
+
+INDEX_TIP = 8
+
+
+@dataclass
+class FaceResult:
+    box: Box
+    emotion: str
+    emotion_scores: dict[str, float]
+    landmarks: np.ndarray | None = field(repr=False)  # (478, 3) in pixels; None when no mesh fitted
+
+    def to_json(self) -> dict[str, Any]:
+        return {"box": list(self.box), "emotion": self.emotion, "emotion_scores": self.emotion_scores}
+
+
+@dataclass
+class HandResult:
+    gesture: str
+    score: float
+    handedness: str  # MediaPipe's label, which assumes a mirrored (selfie) image
+    landmarks: np.ndarray = field(repr=False)  # (21, 3)
+    motion: str | None = None  # dynamic gesture of a pointing finger, once 16 frames are seen
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gesture": self.gesture, "score": round(self.score, 3), "handedness": self.handedness,
+                "motion": self.motion}
+
+
+@dataclass
+class FrameResult:
+    width: int
+    height: int
+    faces: list[FaceResult] = field(default_factory=list)
+    hands: list[HandResult] = field(default_factory=list)
+    action: str | None = None  # debounced gesture action (a mode name or 'confirm')
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"faces": [f.to_json() for f in self.faces], "hands": [h.to_json() for h in self.hands],
+                "action": self.action}
+
+
+def as_bgr(frame: Any) -> np.ndarray:
+    """Accept BGR, BGRA or grey uint8 arrays; anything else is an ``image-invalid`` error."""
+    if not isinstance(frame, np.ndarray) or frame.size == 0 or frame.ndim not in (2, 3):
+        raise MMChatError("not an image array", ErrorCode.IMAGE_INVALID)
+    if frame.dtype != np.uint8:
+        if not np.issubdtype(frame.dtype, np.number) or not np.isfinite(frame).all():
+            raise MMChatError(f"unsupported image dtype {frame.dtype}", ErrorCode.IMAGE_INVALID)
+        frame = np.clip(frame * (255.0 if frame.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.shape[2] != 3:
+        raise MMChatError(f"unsupported channel count {frame.shape[2]}", ErrorCode.IMAGE_INVALID)
+    return np.ascontiguousarray(frame)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as BGR; missing or undecodable files raise ``image-invalid``."""
+    p = Path(path)
+    if not p.is_file():
+        raise MMChatError(f"{p}: image not found", ErrorCode.IMAGE_INVALID)
+    img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise MMChatError(f"{p}: not a readable image", ErrorCode.IMAGE_INVALID)
+    return as_bgr(img)
+
+
+def _points(landmarks: Any, width: int, height: int) -> np.ndarray:
+    return np.array([(p.x * width, p.y * height, p.z * width) for p in landmarks.landmark], np.float32)
+
+
+class FaceHandsAnalyser:
+    """Faces (detector -> mesh per crop -> emotion) and hands (MediaPipe Hands -> gestures).
+
+    ``video=True`` lets MediaPipe Hands track between frames, smooths emotion
+    per face (EMA) and runs it every ``emotion_every`` frames (others reuse the
+    scores); ``video=False`` treats each frame as an unrelated photo.
+    """
+
+    def __init__(self, settings: Settings, video: bool = False, faces: bool = True, hands: bool = True) -> None:
+        import mediapipe as mp
+
+        self.cfg: VisionSettings = settings.vision
+        cfg = self.cfg
+        self.video = video
+        self.face_finder = FaceFinder(cfg.max_faces, cfg.min_detection_confidence) if faces else None
+        self.hand_model = mp.solutions.hands.Hands(
+            static_image_mode=not video, max_num_hands=cfg.max_hands, model_complexity=cfg.hand_model_complexity,
+            min_detection_confidence=cfg.min_detection_confidence) if hands else None
+        self.emotion_models: list[tuple[EmotionModel, float]] = []
+        if faces:
+            fer = FerEmotion(settings.models_dir.joinpath(*FER_ONNX), pad=cfg.emotion_crop_pad)
+            self.emotion_models.append((fer, cfg.emotion_weights.fer))
+            if cfg.emotion_weights.landmarks > 0:
+                self.emotion_models.append((LandmarkEmotion(), cfg.emotion_weights.landmarks))
+        self.gestures = GestureRecognizer(min_score=cfg.gesture_min_score) if hands else None
+        self.debouncer = GestureDebouncer(cfg.gesture_modes, cfg.gesture_hold_ms, cfg.gesture_hold_frames)
+        self.smoother = EmotionSmoother(cfg.emotion_ema_alpha if video else 1.0)
+        self._frame = 0
+
+    def analyse(self, frame: Any, t_ms: float | None = None) -> FrameResult:
+        """Faces and hands in one frame; ``t_ms`` (video time) drives the gesture debouncer."""
+        bgr = as_bgr(frame)
+        h, w = bgr.shape[:2]
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb.flags.writeable = False
+        out = FrameResult(width=w, height=h)
+        if self.face_finder is not None:
+            out.faces = self._faces(rgb, bgr, out.timings_ms)
+        if self.hand_model is not None:
+            out.hands = self._hands(rgb, out.timings_ms)
+            if t_ms is not None:
+                out.action = self.debouncer.update(out.hands[0].gesture if out.hands else None, t_ms)
+        self._frame += 1
+        return out
+
+    def _faces(self, rgb: np.ndarray, bgr: np.ndarray, timings: dict[str, float]) -> list[FaceResult]:
+        t0 = time.perf_counter()
+        found = self.face_finder.find(rgb)
+        timings["face_mesh"] = (time.perf_counter() - t0) * 1000
+        if not found:
+            self.smoother.reset()
+            return []
+        boxes = [f.box for f in found]
+        t0 = time.perf_counter()
+        scores = self.smoother.match(boxes) if self.video and self._frame % self.cfg.emotion_every else None
+        if scores is None:
+            scores = self.smoother.update(boxes, self._emotion(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), found))
+            timings["emotion"] = (time.perf_counter() - t0) * 1000
+        return [FaceResult(box=f.box, emotion=EMOTIONS[int(s.argmax())],
+                           emotion_scores={e: round(float(v), 4) for e, v in zip(EMOTIONS, s)},
+                           landmarks=f.landmarks)
+                for f, s in zip(found, scores)]
+
+    def _emotion(self, gray: np.ndarray, found: list[FoundFace]) -> np.ndarray:
+        """Fused (N, 6) probabilities; models needing landmarks skip faces without a mesh."""
+        boxes = [f.box for f in found]
+        total = np.zeros((len(found), len(EMOTIONS)), np.float32)
+        for model, weight in self.emotion_models:
+            rows = [i for i, f in enumerate(found) if f.landmarks is not None or not model.needs_landmarks]
+            if rows and weight > 0:
+                probs = model.predict(gray, [boxes[i] for i in rows], [found[i].landmarks for i in rows])
+                total[rows] += weight * probs
+        return normalise(total)
+
+    def _hands(self, rgb: np.ndarray, timings: dict[str, float]) -> list[HandResult]:
+        h, w = rgb.shape[:2]
+        t0 = time.perf_counter()
+        res = self.hand_model.process(rgb)
+        timings["hands"] = (time.perf_counter() - t0) * 1000
+        hands = []
+        for lm, hd in zip(res.multi_hand_landmarks or [], res.multi_handedness or []):
+            pts = _points(lm, w, h)
+            g = self.gestures.shape(pts)
+            hands.append(HandResult(g.label, g.score, hd.classification[0].label, pts))
+        pointing = next((x for x in hands if x.gesture == "Pointer"), None)
+        tip = tuple(map(float, pointing.landmarks[INDEX_TIP, :2])) if pointing else None
+        motion = self.gestures.motion(tip, w, h)
+        if pointing is not None and motion is not None:
+            pointing.motion = motion.label
+        return hands
+
+    def close(self) -> None:
+        for m in (self.face_finder, self.hand_model):
+            if m is not None:
+                m.close()
