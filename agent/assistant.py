@@ -43,7 +43,12 @@ class Assistant:
     @cached_property
     def controller(self) -> Controller:
         llm = make_chat_model(self.settings.llm, self.settings.models_dir)
-        ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller)
+        router = None
+        if self.settings.controller.router:
+            from agent.router import MiniLMRouter
+
+            router = MiniLMRouter()
+        ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router)
         if self.settings.controller.warm_up:
             ctl.warm_up()
         return ctl

@@ -53,6 +53,10 @@ class ControllerSettings(FrozenModel):
     history_turns: int = Field(3, ge=0, le=20)
     default_emotion: Emotion = "neutral"
     max_user_chars: int = Field(2000, ge=20)
+    router: bool = True  # MiniLM semantic router beside the LLM (agent/router.py)
+    router_accept: float = Field(0.6, ge=0, le=1)
+    router_accept_margin: float = Field(0.2, ge=0, le=1)
+    router_swap_margin: float = Field(0.15, ge=0, le=1)
     warm_up: bool = True
 
 
@@ -97,6 +101,7 @@ class IdentitySettings(FrozenModel):
     video_frames: int = Field(8, ge=1, le=60)  # frames sampled evenly in the window for the face check
     liveness_frames: int = Field(30, ge=3, le=300)  # frames sampled evenly in the window for liveness
     require_liveness: bool = True  # video probes must show a blink or head motion
+    require_face: bool = True  # the session unlocks only with a face match as well as the voice
     blink_ear_drop: float = Field(0.25, gt=0.0, lt=1.0)  # eye aspect ratio dip vs its median
     motion_threshold: float = Field(0.03, gt=0.0, lt=1.0)  # landmark shape change (Procrustes residual)
 
@@ -139,6 +144,52 @@ class VisionSettings(FrozenModel):
     gesture_hold_frames: int = Field(5, ge=1, le=300)
 
 
+class SessionSettings(FrozenModel):
+    """Hands-free session (agent/session.py, agent/pipeline.py): gate, timeouts, turn-taking."""
+
+    source: Literal["file", "mic"] = "file"  # default audio source (--live picks mic)
+    sink: Literal["wav", "speaker"] = "wav"  # reply audio: WAV files under runs/ or the loudspeaker
+    allow_still_face: bool = False  # a still photo may pass the face check (it cannot show liveness)
+    face_fallback: str | None = None  # face image/video of the demo user, used when no --video is given
+    face_window_s: float = Field(3.0, gt=0.0, le=30.0)  # video before the command examined by the gate
+    face_check_s: float = Field(2.0, ge=0.5, le=60.0)  # while unlocked, how often the face is looked for
+    face_gone_checks: int = Field(2, ge=1, le=20)  # consecutive misses that lock the session
+    wake_timeout_s: float = Field(8.0, gt=0.0, le=60.0)  # wake word, then no command: back to locked
+    wake_lookback_s: float = Field(0.3, ge=0.0, le=2.0)  # command audio kept from before the detection
+    min_command_s: float = Field(0.5, ge=0.1, le=5.0)  # shorter leftovers after the wake word are ignored
+    idle_timeout_s: float = Field(30.0, gt=0.0, le=3600.0)  # no speech this long: lock
+    goodbye: list[str] = ["goodbye", "good bye", "bye bye", "see you later", "that's all"]
+    lock_modes: list[Literal["conversation", "tracking", "mapping", "privacy", "sleep"]] = ["privacy", "sleep"]
+    echo_gain: float = Field(0.3, ge=0.0, le=1.0)  # speaker-to-mic coupling: simulated echo and barge-in
+    barge_in_ratio: float = Field(2.0, ge=1.0, le=20.0)  # mic RMS over the expected echo to count as the user
+    barge_in_ms: int = Field(240, ge=30, le=3000)  # voiced, loud-enough audio needed to interrupt
+    echo_tail_ms: int = Field(300, ge=0, le=3000)  # after playback, still treated as our own echo
+
+
+class SlamSettings(FrozenModel):
+    """Monocular SLAM (tools/slam/): ORB tracking, initialisation, keyframes, local BA, relocalisation."""
+
+    n_features: int = Field(1000, ge=100, le=10000)  # ORB keypoints per frame
+    scale_factor: float = Field(1.2, gt=1.0, le=2.0)  # ORB pyramid scale step
+    n_levels: int = Field(8, ge=1, le=16)
+    fast_threshold: int = Field(12, ge=1, le=100)
+    max_width: int = Field(640, ge=160, le=4096)  # wider frames are downscaled (intrinsics scaled too)
+    init_min_matches: int = Field(100, ge=20)  # two-view initialisation needs this many matches ...
+    init_min_inliers: int = Field(80, ge=10)  # ... this many triangulated inliers ...
+    init_min_parallax_deg: float = Field(1.0, gt=0.0, le=20.0)  # ... and this median parallax
+    init_max_frames: int = Field(30, ge=2)  # restart from a new reference frame after this many
+    match_radius_px: float = Field(15.0, gt=0.0)  # search window around projected map points
+    max_hamming: int = Field(64, ge=1, le=256)  # ORB descriptor distance accepted for a match
+    min_tracked: int = Field(30, ge=6)  # fewer PnP inliers than this -> lost
+    reloc_min_inliers: int = Field(30, ge=6)  # PnP inliers against the map to relocalise
+    kf_min_interval: int = Field(2, ge=1)  # frames between keyframes, at least ...
+    kf_max_interval: int = Field(15, ge=1)  # ... and at most
+    kf_track_ratio: float = Field(0.8, gt=0.0, lt=1.0)  # new keyframe when tracked points drop below this share
+    local_keyframes: int = Field(6, ge=2, le=50)  # keyframes whose points are tracked and adjusted
+    ba_iterations: int = Field(10, ge=1, le=100)  # Levenberg-Marquardt iterations of local BA
+    metres_per_unit: float | None = Field(None, gt=0.0)  # known scale; None -> answers in map units
+
+
 # Sections for later stages are defined above this line (one FrozenModel each)
 # and added as fields of Settings below.
 
@@ -154,6 +205,8 @@ class Settings(FrozenModel):
     identity: IdentitySettings = IdentitySettings()
     detector: DetectorSettings = DetectorSettings()
     vision: VisionSettings = VisionSettings()
+    slam: SlamSettings = SlamSettings()
+    session: SessionSettings = SessionSettings()
     root: Path = Field(default_factory=lambda: Path(__file__).resolve().parent.parent, exclude=True)
 
     def path(self, value: str) -> Path:

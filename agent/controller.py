@@ -15,13 +15,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
 from agent.config import ControllerSettings
 from agent.errors import ErrorCode, LLMError, MMChatError
 from agent.prompts import PromptBook, Style
+from agent.router import IntentScorer, RouterPolicy, arbitrate, direct_call
 from agent.sentences import SentenceSplitter
 from agent.timing import Stopwatch
 from agent.toolcall import ToolCall, ToolCallError, looks_like_call, parse_tool_call
@@ -32,6 +33,10 @@ FALLBACK_TOOL = "Sorry, I couldn't do that: {problem}."
 _UNDECIDED = ("```", "<tool_call>", "[{")
 
 SentenceSink = Callable[[str], None]
+
+
+class GarbledOutput(ToolCallError):
+    """The model wrote JSON that is no tool call at all."""
 
 
 @dataclass
@@ -60,9 +65,12 @@ class _Pass:
 class Controller:
     """Routes one user utterance to a reply, calling at most one tool."""
 
-    def __init__(self, llm: BaseChatModel, tools: list[BaseTool], prompts: PromptBook,
-                 settings: ControllerSettings) -> None:
+    def __init__(self, llm: Runnable, tools: list[BaseTool], prompts: PromptBook,
+                 settings: ControllerSettings, router: IntentScorer | None = None) -> None:
         self.llm = llm
+        self.router = router
+        self.policy = RouterPolicy(settings.router_accept, settings.router_accept_margin,
+                                   settings.router_swap_margin)
         self.tools = {t.name: t for t in tools}
         self.schemas = {t.name: t.args_schema for t in tools}
         self.prompts = prompts
@@ -164,11 +172,9 @@ class Controller:
     # -- public API ------------------------------------------------------------------
     def route(self, text: str, emotion: str | None = None) -> ToolCall | None:
         """The tool the controller would call for ``text`` (no tool run, no reply)."""
-        p = self._pass(self._route_messages(self._check(text)), Stopwatch(), "llm_", None, 99,
-                       route_only=True)
-        if p.kind != "call":
-            return None
-        return parse_tool_call(p.raw, self.schemas)
+        call, _ = self._decide(self._check(text), Stopwatch(), None, self.prompts.style("neutral"), None,
+                               route_only=True)
+        return call
 
     def respond(self, text: str, emotion: str | None = None, on_sentence: SentenceSink | None = None,
                 cancel: threading.Event | None = None) -> TurnResult:
@@ -178,22 +184,17 @@ class Controller:
         style = self.prompts.style(emotion)
         result = TurnResult(text=text, emotion=emotion)
         text = self._check(text)
-        # Neutral: the routing pass itself streams the answer (one pass, lowest
-        # latency). Other emotions: the routing pass stops at its first tokens
-        # and a styled pass answers, since style text in the routing prompt
-        # makes small models stop calling tools.
-        plain = style.family == "neutral"
-        with sw.stage("llm_s"):
-            first = self._pass(self._route_messages(text), sw, "llm_", on_sentence if plain else None,
-                               style.max_sentences, route_only=not plain, cancel=cancel)
-            if first.kind == "text" and not plain:
-                first = self._pass(self._reply_messages(text, style), sw, "llm_", on_sentence,
-                                   style.max_sentences, cancel=cancel)
+        try:
+            call, first = self._decide(text, sw, on_sentence, style, cancel)
+        except ToolCallError as e:
+            result.error = str(e)
+            say = FALLBACK_GARBLED if isinstance(e, GarbledOutput) else FALLBACK_TOOL.format(problem=e)
+            call, first = None, _Pass("text", spoken=self._say([say], on_sentence))
         spoken, memory = first.spoken, " ".join(first.spoken)
-        if first.kind == "call":
-            spoken, memory = self._tool_turn(first.raw, text, style, sw, result, on_sentence, cancel)
+        if call is not None:
+            spoken, memory = self._tool_turn(call, text, style, sw, result, on_sentence, cancel)
         elif not spoken and not (cancel and cancel.is_set()):
-            result.error = "empty or unusable reply from the language model"
+            result.error = result.error or "empty or unusable reply from the language model"
             spoken = self._say([FALLBACK_GARBLED], on_sentence)
         result.reply = " ".join(spoken)
         result.interrupted = bool(cancel and cancel.is_set())
@@ -201,6 +202,43 @@ class Controller:
         if self.settings.history_turns and memory:
             self.history.append((text, memory))
         return result
+
+    def _decide(self, text: str, sw: Stopwatch, sink: SentenceSink | None, style: Style,
+                cancel: threading.Event | None, route_only: bool = False) -> tuple[ToolCall | None, _Pass]:
+        """Pick a tool (or none) and, for no tool, speak the answer.
+
+        A confident semantic-router match calls its tool without an LLM pass.
+        Otherwise the routing pass runs; for neutral style it streams its own
+        answer (one pass, lowest latency), for other styles it stops at the
+        first tokens and a styled pass answers (style text in the routing
+        prompt makes small models stop calling tools). The router may veto or
+        swap the LLM's choice among the argument-free tools.
+        """
+        intent = None
+        if self.router is not None:
+            with sw.stage("router_s"):
+                intent = self.router.classify(text)
+            direct = direct_call(intent, text, self.policy)
+            if direct:
+                return ToolCall(*direct), _Pass("call")
+        plain = style.family == "neutral"
+        with sw.stage("llm_s"):
+            first = self._pass(self._route_messages(text), sw, "llm_", sink if plain else None,
+                               style.max_sentences, route_only=route_only or not plain, cancel=cancel)
+        call = parse_tool_call(first.raw, self.schemas) if first.kind == "call" else None
+        if first.kind == "call" and call is None:
+            raise GarbledOutput("the language model wrote JSON that is not a tool call")
+        if call is not None:
+            verdict = arbitrate(call.name, intent, text, self.policy)
+            if verdict is True:
+                return call, first
+            if verdict is not None:
+                return ToolCall(*verdict), first
+        if route_only or (first.kind == "text" and plain):
+            return None, first
+        with sw.stage("llm_s"):  # vetoed call, or a styled answer
+            return None, self._pass(self._reply_messages(text, style), sw, "llm_", sink,
+                                    style.max_sentences, cancel=cancel)
 
     # -- helpers -------------------------------------------------------------------
     def _check(self, text: str) -> str:
@@ -219,18 +257,10 @@ class Controller:
                 sink(s)
         return sentences
 
-    def _tool_turn(self, raw: str, text: str, style: Style, sw: Stopwatch,
+    def _tool_turn(self, call: ToolCall, text: str, style: Style, sw: Stopwatch,
                    result: TurnResult, sink: SentenceSink | None,
                    cancel: threading.Event | None) -> tuple[list[str], str]:
-        """Parse, validate and run the call, then phrase the answer from its result."""
-        try:
-            call = parse_tool_call(raw, self.schemas)
-        except ToolCallError as e:
-            result.error = str(e)
-            return self._say([FALLBACK_TOOL.format(problem=e)], sink), ""
-        if call is None:
-            result.error = "the language model wrote JSON that is not a tool call"
-            return self._say([FALLBACK_GARBLED], sink), ""
+        """Run the call, then phrase the answer from its result."""
         result.tool_calls.append(call)
         with sw.stage("tool_s"):
             try:

@@ -104,6 +104,7 @@ class SpeechWorker:
                         self.first_audio_at = time.perf_counter()
                     self.sink.write(chunk, self.tts.sample_rate)
                 else:
-                    self.spoken.append(item)
+                    if not self.cancel.is_set():  # cut off mid-sentence: not counted as spoken
+                        self.spoken.append(item)
             except Exception as e:  # keep the worker alive; report after the turn
                 self.error = e

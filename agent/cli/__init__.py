@@ -20,7 +20,7 @@ from agent.errors import MMChatError
 Handler = Callable[[argparse.Namespace, Settings], "dict[str, Any] | None"]
 
 # Modules that contribute subcommands; each has ``register(sub, common)``.
-COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity")
+COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity", "agent.cli.session", "agent.cli.mapping")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +56,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*langchain-community.*")
 
@@ -78,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("agent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         settings = load_settings(args.config)
         handler: Handler = args.handler or _default_handler()

@@ -10,7 +10,9 @@ from typing import Any
 from agent.assistant import Assistant
 from agent.audio_io import load_audio
 from agent.config import Settings
+from agent.perception_hook import PerceptionHook, add_arguments, turn_emotion
 from agent.speech_out import BufferSink
+from tools import ToolContext
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("text")
     p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
     p.add_argument("--unlocked", action="store_true", help="bypass the session gate")
+    add_arguments(p)
     p.set_defaults(handler=ask)
 
     p = sub.add_parser("transcribe", parents=[common], help="speech to text")
@@ -32,7 +35,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("turn", parents=[common], help="one spoken turn: ASR -> controller -> TTS")
     p.add_argument("--audio", required=True)
     p.add_argument("-o", "--output", default=None, help="reply WAV (default: runs/<time>/reply.wav)")
-    p.add_argument("--emotion", default=None)
+    p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
+    add_arguments(p)
     p.set_defaults(handler=turn)
 
 
@@ -43,7 +47,11 @@ def run_dir(settings: Settings) -> Path:
 
 
 def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return Assistant(settings).controller.respond(args.text, args.emotion).as_json()
+    ctx = ToolContext()
+    camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
+    controller = Assistant(settings, tool_context=ctx).controller  # LLM loads before the camera stage runs
+    with camera as seen:
+        return controller.respond(args.text, turn_emotion(args.emotion, seen)).as_json()
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -62,16 +70,19 @@ def say(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
 def turn(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     audio = load_audio(args.audio)
-    assistant = Assistant(settings)
+    ctx = ToolContext()
+    camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
+    assistant = Assistant(settings, tool_context=ctx)
     _ = assistant.asr, assistant.tts, assistant.controller  # load models before the clock starts
-    transcript, result, sink = assistant.spoken_turn(audio, emotion=args.emotion)
+    with camera as seen:
+        transcript, result, sink = assistant.spoken_turn(audio, emotion=turn_emotion(args.emotion, seen))
     out = Path(args.output) if args.output else run_dir(settings) / "reply.wav"
     sink.save(out)
     return {"transcript": transcript, **result.as_json(), "reply_audio": str(out)}
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> None:
-    """Scripted spoken turns over bundled recordings (the hands-free session replaces this)."""
+    """The main job: a hands-free session over the bundled demo recording (or live devices)."""
     from agent.demo import run_demo
 
-    run_demo(settings)
+    run_demo(settings, live=getattr(args, "live", False))

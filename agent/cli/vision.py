@@ -1,4 +1,4 @@
-"""``main.py perceive``: objects (faces and hands later) on an image or a video clip.
+"""``main.py perceive``: objects, faces and hands on an image or a video clip.
 
 Output per CLI.md: ``{"frames": [{"t", "faces", "hands", "objects": [{label, score,
 box, track_id}]}]}``; ``-o`` writes the frame(s) annotated with boxes, labels and
@@ -18,6 +18,7 @@ from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from tools.vision.detector import as_bgr, load_detector
 from tools.vision.scene import describe_scene
+from tools.vision.state import FrameAnalysis, analysis_json
 from tools.vision.tracking import ObjectPipeline, TrackedObject
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -34,13 +35,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=perceive)
 
 
-# HOOK: faces and hands come from tools/vision/face_hands.py (a colleague's analyser); set True
-# once it is merged and its tests pass. Until then every frame has "faces": [] and "hands": [].
-FACES_AND_HANDS = False
-
-
-class FrameAnalysis(Protocol):
-    def to_json(self) -> dict[str, Any]: ...  # {"faces": [...], "hands": [...], ...} as in CLI.md
+# Faces and hands come from tools/vision/face_hands.py; False gives every frame "faces": [], "hands": [].
+FACES_AND_HANDS = True
 
 
 class FrameAnalyser(Protocol):
@@ -176,7 +172,7 @@ def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     try:
         for t, frame in frames:
             step = pipeline.step(frame)
-            extra = analyser.analyse(frame, 1000 * t).to_json() if analyser else {}
+            extra = analysis_json(analyser.analyse(frame, 1000 * t)) if analyser else {}  # face boxes x1 y1 x2 y2
             results.append({"t": round(t, 3), "faces": extra.get("faces", []), "hands": extra.get("hands", []),
                             "objects": [o.as_json() for o in step.objects]})
             last = (frame, step.objects)

@@ -17,6 +17,7 @@ GROUPS: dict[str, str] = {
     "speech": "agent.evals.bench_speech:bench_speech",
     "objects": "agent.evals.bench_vision_objects:bench_objects",
     "vision_face": "agent.evals.bench_vision_face:bench_face_hands",
+    "slam": "agent.evals.bench_slam:bench_slam",
 }
 
 

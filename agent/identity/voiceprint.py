@@ -6,6 +6,7 @@ and the weights are loaded directly, so no hub access and no Pretrainer.
 """
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
 import logging
 import sys
@@ -72,6 +73,7 @@ def _stub_broken_torchaudio() -> None:
     for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
         del sys.modules[name]
     stub = types.ModuleType("torchaudio", "placeholder: the installed torchaudio does not load")
+    stub.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
     try:
         stub.__version__ = importlib.metadata.version("torchaudio")
     except importlib.metadata.PackageNotFoundError:

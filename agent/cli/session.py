@@ -1,0 +1,37 @@
+"""Hands-free session command: ``run --audio AUDIO [--video VIDEO]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agent.config import Settings
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="a whole hands-free session over recordings")
+    p.add_argument("--audio", required=True, help="the microphone recording")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--video", default=None, help="camera recording, in sync with the audio (face check, liveness)")
+    g.add_argument("--face", default=None, help="a still photo as the face in view (no liveness: see "
+                                                "session.allow_still_face)")
+    p.add_argument("--realtime", action="store_true", help="pace the recording like a live microphone")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from agent.assistant import Assistant
+    from agent.audio_io import load_audio
+    from agent.cli.speech import run_dir
+    from agent.demo import format_event
+    from agent.runner import SessionRunner, build_parts
+
+    audio = load_audio(args.audio)  # typed error for a bad file before any model loads
+    assistant = Assistant(settings)
+    _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
+    parts = build_parts(settings, audio=audio, video=args.video, face=args.face, realtime=args.realtime,
+                        assistant=assistant)
+    out = run_dir(settings)
+    emit = None if args.json else (lambda e: print(format_event(e), file=sys.stderr, flush=True))
+    events = SessionRunner(settings, parts, out, emit=emit).run()
+    return {"events": events, "run_dir": str(out)}

@@ -1,0 +1,198 @@
+"""The speaker check of the session: voice of the command + face in view, same enrolled user.
+
+Faces come from a FaceFeed: a video file synchronised with the audio (stream
+time = video time), a still image (cannot show liveness), the camera, or none.
+The decision itself reuses agent.identity.verify (best_voice, best_face, decide).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.config import Settings
+from agent.errors import ErrorCode, MMChatError
+from agent.identity.faces import FaceError, read_image, sample_video, video_encodings
+from agent.identity.liveness import LivenessResult
+from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
+
+VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+class FaceFeed(Protocol):
+    kind: str  # video | image | camera | none
+    still: bool  # a single photo: no liveness possible
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        """Up to ``n`` BGR frames from the ``window_s`` before stream time ``t`` (empty: nothing in view)."""
+        ...
+
+
+class NoFace:
+    kind, still = "none", False
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        return []
+
+
+class ImageFace:
+    """One photo, shown all the time."""
+
+    kind, still = "image", True
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.frame = np.ascontiguousarray(read_image(path)[:, :, ::-1])
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        return [self.frame]
+
+
+class VideoFace:
+    """A recording that runs alongside the audio; nothing in view after it ends."""
+
+    kind, still = "video", False
+
+    def __init__(self, path: str | Path) -> None:
+        import cv2
+
+        self.path = Path(path)
+        sample_video(path, 0.0, 0.1, 1)  # FaceError now if the file is unreadable
+        cap = cv2.VideoCapture(str(path))
+        self.duration = (cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) / (cap.get(cv2.CAP_PROP_FPS) or 1)
+        cap.release()
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        if t - window_s > self.duration:
+            return []
+        start = max(0.0, min(t, self.duration) - window_s)
+        return [f for _, f in sample_video(self.path, start, window_s, n)]
+
+
+class CameraFace:
+    """The default camera (OpenCV); grabs ``n`` frames now."""
+
+    kind, still = "camera", False
+
+    def __init__(self, index: int = 0) -> None:
+        import cv2
+
+        self.cap = cv2.VideoCapture(index)
+        if not self.cap.isOpened():
+            raise MMChatError("no camera found; use --video FILE", ErrorCode.DEVICE)
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        out = []
+        for _ in range(n):
+            ok, frame = self.cap.read()
+            if ok:
+                out.append(frame)
+        return out
+
+
+def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
+                   live: bool = False) -> FaceFeed:
+    """--video, else --face, else the camera when live, else ``session.face_fallback``, else none."""
+    path = video or face
+    if path is None and live:
+        return CameraFace()
+    if path is None and settings.session.face_fallback:
+        fallback = settings.path(settings.session.face_fallback)
+        path = str(fallback) if fallback.is_file() else None
+    if path is None:
+        return NoFace()
+    return VideoFace(path) if Path(path).suffix.lower() in VIDEO_EXT else ImageFace(path)
+
+
+@dataclass
+class GateResult:
+    decision: str  # accept | reject
+    user: str | None
+    reason: str  # for the log
+    spoken: str  # one sentence for the user
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_event(self) -> dict[str, Any]:
+        return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
+
+
+def _sorry(why: str) -> str:
+    return f"Sorry, I can't unlock: {why}."
+
+
+class IdentityGate:
+    """Voice (the command audio) and face (the feed at that moment) against all profiles."""
+
+    def __init__(self, settings: Settings, feed: FaceFeed, checker: IdentityChecker | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.identity
+        self.session = settings.session
+        self.feed = feed
+        self.checker = checker or IdentityChecker(settings)
+
+    def warm_up(self) -> None:
+        """Load the voice and face models before the stream starts."""
+        _ = self.checker.voiceprint, self.checker.faces
+
+    def face_present(self, t: float) -> bool:
+        frames = self.feed.frames(t, 0.5, 1)
+        return any(self.checker.faces.scan(np.ascontiguousarray(f[:, :, ::-1])).boxes for f in frames)
+
+    def check(self, audio: np.ndarray, t: float) -> GateResult:
+        t0 = time.perf_counter()
+        cfg, details = self.cfg, {"face_source": self.feed.kind}
+        profiles = self.checker.store.load_all()
+        if not profiles:
+            return GateResult("reject", None, "no profiles enrolled", _sorry("nobody is enrolled yet"), details)
+        try:
+            vm = best_voice(self.checker.voice_embedding(audio), profiles, cfg.voice_threshold)
+        except MMChatError as e:
+            return GateResult("reject", None, f"voice: {e}", _sorry("I didn't hear enough of your voice"), details)
+        details["voice_score"] = None if vm.value is None else round(vm.value, 4)
+        details["voice_user"] = vm.user
+        if not vm.ok:
+            return self._done(vm, None, None, t0, details)
+        if not cfg.require_face:
+            return self._done(vm, None, None, t0, details)
+        if self.feed.kind == "none":
+            return GateResult("reject", None, "face check unavailable: no --video, camera or session.face_fallback",
+                              _sorry("I have no camera or face video to check your face"), details)
+        if self.feed.still and cfg.require_liveness and not self.session.allow_still_face:
+            return GateResult("reject", None, "face check refused: a still image cannot show liveness "
+                              "(identity.require_liveness; session.allow_still_face is off)",
+                              _sorry("a still photo can't show me you are really there"), details)
+        frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
+        encs = video_encodings([(0.0, f) for f in frames], self.checker.faces)
+        if not encs:
+            return GateResult("reject", None, "no face in view", _sorry("I can't see your face"), details)
+        fm = best_face(encs, profiles, cfg.face_threshold)
+        details["face_distance"], details["face_user"] = round(fm.value, 4), fm.user
+        live = None
+        if cfg.require_liveness and not self.feed.still:
+            live = self.checker.liveness(self.feed.frames(t, self.session.face_window_s, cfg.liveness_frames))
+            details["liveness"] = live.as_json()
+        elif self.feed.still:
+            details["liveness"] = "not checked: still image (session.allow_still_face)"
+        return self._done(vm, fm, live, t0, details)
+
+    def _done(self, vm: Match, fm: Match | None, live: LivenessResult | None, t0: float,
+              details: dict) -> GateResult:
+        user, reason = decide(vm, fm, self.cfg.voice_threshold, self.cfg.face_threshold, live)
+        details["verify_s"] = round(time.perf_counter() - t0, 3)
+        if user:
+            return GateResult("accept", user, reason, "", details)
+        if not vm.ok:
+            spoken = _sorry("I don't recognise your voice")
+        elif fm is not None and not fm.ok:
+            spoken = _sorry("your face doesn't match")
+        elif live is not None and not live.live:
+            spoken = _sorry("I couldn't see that you are a live person")
+        else:
+            spoken = _sorry("your voice and face belong to different people")
+        return GateResult("reject", None, reason, spoken, details)
+
+
+__all__ = ["FaceError", "FaceFeed", "GateResult", "IdentityGate", "make_face_feed"]

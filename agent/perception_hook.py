@@ -1,0 +1,66 @@
+"""Connects the camera stage to a turn: ``--image`` / ``--video`` on ``ask`` and ``turn``."""
+from __future__ import annotations
+
+import argparse
+
+from agent.config import Settings
+from agent.errors import ErrorCode, MMChatError
+from tools.base import ToolContext
+from tools.vision.camera import CameraStage, FrameProcessor, open_source
+from tools.vision.face_hands import load_image
+from tools.vision.state import DEFAULT_MAX_AGE_S, PerceptionService
+
+FIRST_FRAME_TIMEOUT_S = 30.0
+VIDEO_MAX_FPS = 5.0  # leave the CPU to ASR/LLM/TTS: the stage skips frames instead
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--image IMG`` / ``--video VIDEO``: what the camera sees during the turn."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--image", default=None, help="a photo the camera sees during the turn")
+    src.add_argument("--video", default=None, help="a video the camera sees (played in a loop) during the turn")
+
+
+class PerceptionHook:
+    """Set ``ctx.perception`` from an image (analysed once, on entry) or a video (camera stage running).
+
+    Inputs are checked on construction, before any model loads, so a bad path fails fast.
+    ``with PerceptionHook(...) as service`` yields the service, or None when neither input is given (``ctx`` is left alone).
+    """
+
+    def __init__(self, settings: Settings, ctx: ToolContext, image: str | None = None, video: str | None = None,
+                 max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+        self.settings, self.ctx, self.image, self.max_age_s = settings, ctx, image, max_age_s
+        self.image_array = load_image(image) if image else None
+        self.source = open_source(video, loop=True) if video else None
+        self.stage: CameraStage | None = None
+        self._previous = ctx.perception
+
+    def __enter__(self) -> PerceptionService | None:
+        if self.image_array is None and self.source is None:
+            return None
+        processor = FrameProcessor.from_settings(self.settings, video=self.source is not None)
+        if self.image_array is not None:
+            processor.process_image(self.image_array)
+        else:
+            self.stage = CameraStage(processor, self.source, max_fps=VIDEO_MAX_FPS).start()
+            if not processor.state.wait(FIRST_FRAME_TIMEOUT_S):
+                self.stage.stop()
+                raise MMChatError(f"no video frame analysed within {FIRST_FRAME_TIMEOUT_S:.0f} s"
+                                  + (f" ({self.stage.error})" if self.stage.error else ""), ErrorCode.DEVICE)
+        self.ctx.perception = PerceptionService(processor.state, max_age_s=self.max_age_s)
+        return self.ctx.perception
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.perception = self._previous
+        if self.stage is not None:
+            self.stage.stop()
+        elif self.source is not None:
+            self.source.close()
+
+
+def turn_emotion(given: str | None, service: PerceptionService | None) -> str | None:
+    """The emotion for the reply style: ``--emotion`` wins, else the main face seen, else None."""
+    if given or service is None:
+        return given
+    return service.user_emotion()

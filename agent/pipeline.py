@@ -1,0 +1,307 @@
+"""Streaming audio pipeline: source -> VAD -> wake word -> speaker check -> ASR -> controller -> TTS -> sink.
+
+In the style of speech-to-speech: one thread per stage, queues between them,
+one shared stop event, typed frames and events. Audio frames flow source -> VAD
+-> wake; their events (in stream order) go to the session thread
+(agent/conductor.py), which hands jobs to the verify, ASR and controller stages.
+Each stage is built by a small factory from config.yaml, so it can be swapped
+(file or mic source, WAV or speaker sink, fakes in tests).
+
+Stream time is the clock of the source (see agent/playback.py). Without
+``realtime`` a recording is read as fast as the stages keep up, and the source
+waits while the assistant thinks: thinking costs no stream time, our own
+playback does -- deterministic turn-taking with the real models.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+
+from agent.audio.sources import AudioSource, FileSource, MicSource, to_float, to_int16
+from agent.audio.vad import DualVAD, FrameClassifier, TurnDetector
+from agent.audio.wakeword import WakeDetector, WakeWordDetector
+from agent.config import Settings
+from agent.playback import AudioOut, BargeInDetector, Playback, SpeakerOut, StreamClock
+
+log = logging.getLogger(__name__)
+END = object()  # end of the audio stream
+
+
+class Stage(str, Enum):
+    SOURCE = "source"
+    VAD = "vad"
+    WAKE = "wake"
+    VERIFY = "verify"
+    ASR = "asr"
+    CONTROLLER = "controller"
+    TTS = "tts"
+    SINK = "sink"
+
+
+# -- frames and events -------------------------------------------------------------------
+@dataclass(frozen=True)
+class AudioFrame:
+    t: float  # stream time of the first sample
+    pcm: np.ndarray  # int16 mic samples (echo included)
+    reference: np.ndarray  # what the speaker played meanwhile (float, 16 kHz)
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    t: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start: float  # stream time of the first kept sample (pre-roll included)
+    end: float  # end of speech
+    audio: np.ndarray = field(repr=False)
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class WakeHit:
+    t: float
+    score: float
+    phrase: str
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    t: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    t: float
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a job stage hands back: ``value`` or ``error``."""
+
+    stage: Stage
+    job: Any
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+# -- swappable parts -----------------------------------------------------------------------
+class Responder(Protocol):
+    """The controller: one utterance in, a TurnResult out, sentences streamed to ``on_sentence``."""
+
+    def respond(self, text: str, emotion: str | None = None, on_sentence: Callable[[str], None] | None = None,
+                cancel: threading.Event | None = None) -> Any: ...
+
+
+class SpeakerCheck(Protocol):
+    """The identity gate (agent.gate.IdentityGate): command audio + face at stream time ``t``."""
+
+    def check(self, audio: np.ndarray, t: float) -> Any: ...
+    def face_present(self, t: float) -> bool: ...
+
+
+class LastVoiced:
+    """Wraps a frame classifier and remembers its last answer (barge-in needs per-frame voicing)."""
+
+    def __init__(self, inner: FrameClassifier) -> None:
+        self.inner = inner
+        self.last = False
+
+    def is_speech(self, frame: np.ndarray, in_speech: bool = False) -> bool:
+        self.last = self.inner.is_speech(frame, in_speech)
+        return self.last
+
+
+def make_source(settings: Settings, audio: str | np.ndarray | Iterable | None, live: bool = False,
+                realtime: bool = False) -> AudioSource:
+    """--audio FILE (or an array/iterable of parts) in file mode; the microphone when live or configured."""
+    frame_ms = settings.vad.frame_ms
+    if live or (audio is None and settings.session.source == "mic"):
+        return MicSource(frame_ms=frame_ms)
+    if audio is None:
+        raise ValueError("file source needs audio")
+    if isinstance(audio, (str, np.ndarray)) or hasattr(audio, "__fspath__"):
+        return FileSource(audio, frame_ms=frame_ms, realtime=realtime)
+    return audio  # already an AudioSource (e.g. a scripted conversation)
+
+
+def make_vad(settings: Settings) -> tuple[TurnDetector, LastVoiced]:
+    voiced = LastVoiced(DualVAD(settings.vad))
+    return TurnDetector(settings.vad, classifier=voiced), voiced
+
+
+def make_wake(settings: Settings) -> WakeDetector:
+    return WakeWordDetector(settings.wake)
+
+
+def make_out(settings: Settings, live: bool = False) -> AudioOut | None:
+    """Physical output: the loudspeaker when live or ``session.sink: speaker``; None writes WAVs only."""
+    return SpeakerOut() if live or settings.session.sink == "speaker" else None
+
+
+# -- stage threads ---------------------------------------------------------------------------
+class Stats:
+    """Per-stage processing times (seconds), thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.values.setdefault(name, []).append(seconds)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            out = {}
+            for k, v in self.values.items():
+                v = sorted(v)
+                out[k] = {"median_ms": round(1000 * statistics.median(v), 2),
+                          "p90_ms": round(1000 * v[min(len(v) - 1, int(0.9 * len(v)))], 2), "n": len(v)}
+            return out
+
+
+class Busy:
+    """Jobs in flight; in fast file mode the source waits on it (thinking costs no stream time)."""
+
+    def __init__(self, clock: StreamClock) -> None:
+        self.clock = clock
+        self.n = 0
+
+    def add(self, k: int = 1) -> None:
+        with self.clock.cond:
+            self.n = max(0, self.n + k)
+            self.clock.cond.notify_all()
+
+    def __bool__(self) -> bool:
+        return self.n > 0
+
+
+def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, playback: Playback, busy: Busy,
+                 stop: threading.Event, echo_gain: float, throttle: bool, max_tail_s: float = 300.0) -> None:
+    """Frames from the source, plus our own playback mixed in at ``echo_gain`` (recordings only).
+
+    After the recording ends, silence follows while the assistant is still busy or talking.
+    """
+    def release(pcm: np.ndarray) -> None:
+        if throttle:
+            with clock.cond:
+                while busy and not playback.ahead() and not stop.is_set():
+                    clock.cond.wait(0.05)
+        ref = playback.segment(clock.samples, len(pcm))
+        if echo_gain > 0 and ref.any():
+            pcm = to_int16(to_float(pcm) + echo_gain * ref)
+        frame = AudioFrame(clock.now, pcm, ref)
+        clock.advance(len(pcm))
+        out.put(frame)
+
+    n = 0
+    for pcm in source:
+        if stop.is_set():
+            break
+        n = len(pcm)
+        release(pcm)
+    silence = np.zeros(n or 480, np.int16)
+    if throttle:  # a recording: trailing silence closes the last utterance, then wait for the replies
+        for _ in range(int(1.5 * clock.sample_rate) // len(silence)):
+            release(silence)
+        tail_end = clock.now + max_tail_s
+        while not stop.is_set() and (busy or playback.ahead()) and clock.now < tail_end:
+            release(silence)
+    playback.closed.set()
+    out.put(END)
+
+
+def vad_stage(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: LastVoiced,
+              barge: BargeInDetector, playback: Playback, stats: Stats, stop: threading.Event) -> None:
+    """Speech start/end (utterances) and barge-in over our own playback; frames passed on in order."""
+    ids = 0
+    while not stop.is_set():
+        frame = _get(inp, stop)
+        if frame is None:
+            continue
+        if frame is END:
+            last = turns.flush()
+            if last is not None:
+                out.put(Utterance(last.start_s, last.time_s, last.audio, ids + 1))
+            out.put(END)
+            return
+        t0 = time.perf_counter()
+        event = turns.process(frame.pcm)
+        if frame.reference.any() and barge.feed(to_float(frame.pcm), frame.reference, voiced.last):
+            out.put(BargeIn(frame.t))
+        stats.add(Stage.VAD.value, time.perf_counter() - t0)
+        out.put(frame)
+        if event is not None and event.type == "speech_start":
+            out.put(SpeechStarted(event.time_s))
+        elif event is not None:
+            ids += 1
+            out.put(Utterance(event.start_s, event.time_s, event.audio, ids))
+
+
+def wake_stage(inp: queue.Queue, hub: queue.Queue, wake: WakeDetector, stats: Stats, stop: threading.Event,
+               tick_s: float = 0.5) -> None:
+    """Wake word over every frame; VAD events forwarded; a Tick every ``tick_s`` of stream time."""
+    next_tick = tick_s
+    while not stop.is_set():
+        item = _get(inp, stop)
+        if item is None:
+            continue
+        if item is END:
+            hub.put(END)
+            return
+        if not isinstance(item, AudioFrame):
+            hub.put(item)
+            continue
+        t0 = time.perf_counter()
+        hit = wake.process(item.pcm)
+        stats.add(Stage.WAKE.value, time.perf_counter() - t0)
+        if hit is not None:
+            hub.put(WakeHit(hit.time_s, hit.score, hit.phrase))
+        if item.t >= next_tick:
+            next_tick = item.t + tick_s
+            hub.put(Tick(item.t))
+
+
+def job_stage(stage: Stage, inp: queue.Queue, hub: queue.Queue, fn: Callable[[Any], Any], stats: Stats,
+              stop: threading.Event) -> None:
+    """Generic worker: job in, StageResult out; an exception is reported, never fatal."""
+    while not stop.is_set():
+        job = _get(inp, stop)
+        if job is None:
+            continue
+        if job is END:
+            return
+        t0 = time.perf_counter()
+        try:
+            res = StageResult(stage, job, value=fn(job))
+        except Exception as e:  # a failing stage must not take the session down
+            log.warning("%s stage failed: %s", stage.value, e)
+            res = StageResult(stage, job, error=f"{type(e).__name__}: {e}")
+        res = StageResult(res.stage, res.job, res.value, res.error, time.perf_counter() - t0)
+        stats.add(stage.value, res.seconds)
+        hub.put(res)
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    """Next item, or None after 0.1 s (so a stage notices ``stop``)."""
+    try:
+        return q.get(timeout=0.1)
+    except queue.Empty:
+        return None
+
+
+def start(name: str, target: Callable, *args: Any) -> threading.Thread:
+    t = threading.Thread(target=target, args=args, name=name, daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,141 @@
+"""Build and run a whole hands-free session: the stage factories wired to the session thread."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from agent.audio.sources import AudioSource
+from agent.audio.vad import TurnDetector
+from agent.audio.wakeword import WakeDetector
+from agent.conductor import Conductor, FaceJob, Responses, VerifyJob
+from agent.config import Settings
+from agent.pipeline import (Busy, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out, make_source, make_vad,
+                            make_wake, source_stage, start, vad_stage, wake_stage)
+from agent.playback import AudioOut, BargeInDetector, Playback, StreamClock
+from agent.session import Emit, Session
+from agent.tts import TTS
+from tools import ToolContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """Every swappable stage of one session."""
+
+    source: AudioSource
+    turns: TurnDetector
+    voiced: LastVoiced
+    wake: WakeDetector
+    gate: SpeakerCheck
+    asr: Any  # agent.asr.ASR
+    controller: Responder
+    tts: TTS
+    out: AudioOut | None = None
+    echo: bool = True  # mix our playback into the input (recordings only)
+    throttle: bool = True  # thinking costs no stream time (fast file mode)
+    face_checks: bool = True  # look for the face while unlocked
+    tool_context: ToolContext = field(default_factory=ToolContext)
+
+
+def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = None, video: str | None = None,
+                face: str | None = None, live: bool = False, realtime: bool = False, assistant: Any = None,
+                gate: Any = None) -> Parts:
+    """Stages from config.yaml: file or mic source, WAV or speaker output, the real models."""
+    from agent.assistant import Assistant
+    from agent.gate import IdentityGate, make_face_feed
+
+    assistant = assistant or Assistant(settings)
+    turns, voiced = make_vad(settings)
+    if gate is None:
+        feed = make_face_feed(settings, video, face, live)
+        gate = IdentityGate(settings, feed)
+        gate.warm_up()
+        face_checks = settings.identity.require_face and not feed.still and feed.kind != "none"
+    else:
+        face_checks = False
+    return Parts(source=make_source(settings, audio, live, realtime), turns=turns, voiced=voiced,
+                 wake=make_wake(settings), gate=gate, asr=assistant.asr, controller=assistant.controller,
+                 tts=assistant.tts, out=make_out(settings, live), echo=not live, throttle=not (live or realtime),
+                 face_checks=face_checks, tool_context=assistant.tool_context)
+
+
+def _transcribe(asr: Any) -> Callable[[Any], str]:
+    return lambda utt: asr.transcribe(utt.audio).text
+
+
+def _check(gate: SpeakerCheck) -> Callable[[Any], Any]:
+    def run(job: Any) -> Any:
+        if isinstance(job, FaceJob):
+            return gate.face_present(job.t)
+        return gate.check(job.utt.audio, job.utt.end)
+    return run
+
+
+class SessionRunner:
+    """Wires the stage threads and runs until the stream ends (or ``stop``)."""
+
+    def __init__(self, settings: Settings, parts: Parts, run_dir: Path | None = None, emit: Emit | None = None,
+                 queue_size: int = 4) -> None:
+        self.settings, self.parts, self.run_dir = settings, parts, run_dir
+        cfg = settings.session
+        self.stop = threading.Event()
+        self.stats = Stats()
+        self.clock = StreamClock(parts.source.sample_rate)
+        self.playback = Playback(self.clock, cfg.echo_tail_ms / 1000)
+        self.session = Session(cfg, emit)
+        self.busy = Busy(self.clock)
+        self.q = {name: queue.Queue(maxsize=queue_size) for name in ("vad", "wake")}
+        self.q.update({name: queue.Queue() for name in ("hub", "gate", "asr", "speak")})
+        self.barge = BargeInDetector(cfg.echo_gain, cfg.barge_in_ratio, cfg.barge_in_ms, settings.vad.frame_ms)
+        self.responses = Responses(parts.controller, parts.tts, self.playback, parts.out, run_dir, self.stats)
+        if hasattr(parts.source, "attach"):  # scripted sources listen for the assistant
+            parts.source.attach(self)
+
+    def run(self, max_wall_s: float | None = None) -> list[dict[str, Any]]:
+        p, q, cfg = self.parts, self.q, self.settings.session
+        listener = self.session.mode_changed
+        p.tool_context.listeners.append(listener)
+        conductor = Conductor(self.session, q["hub"], self.playback, self.busy, q["gate"], q["asr"], q["speak"],
+                              self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
+                              cfg.face_check_s, self.stop)
+        t0 = time.perf_counter()
+        threads = [
+            start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,
+                  self.stop, cfg.echo_gain if p.echo else 0.0, p.throttle),
+            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], p.turns, p.voiced, self.barge, self.playback,
+                  self.stats, self.stop),
+            start(Stage.WAKE.value, wake_stage, q["wake"], q["hub"], p.wake, self.stats, self.stop),
+            start(Stage.VERIFY.value, job_stage, Stage.VERIFY, q["gate"], q["hub"], _check(p.gate), self.stats,
+                  self.stop),
+            start(Stage.ASR.value, job_stage, Stage.ASR, q["asr"], q["hub"], _transcribe(p.asr), self.stats,
+                  self.stop),
+            start(Stage.CONTROLLER.value, job_stage, Stage.CONTROLLER, q["speak"], q["hub"], self.responses,
+                  self.stats, self.stop),
+        ]
+        session_thread = start("session", conductor.run)
+        try:
+            while session_thread.is_alive():
+                session_thread.join(0.2)
+                if max_wall_s is not None and time.perf_counter() - t0 > max_wall_s:
+                    self.session.event(self.clock.now, "error", stage="session", message="wall-time limit reached")
+                    break
+        except KeyboardInterrupt:
+            self.session.event(self.clock.now, "error", stage="session", message="interrupted")
+        finally:
+            self.stop.set()
+            self.responses.interrupt()
+            p.tool_context.listeners.remove(listener)
+            for t in threads:
+                t.join(1.0)
+        self.session.lock(self.clock.now, "end of session")
+        self.session.event(self.clock.now, "stats", stream_s=round(self.clock.now, 3),
+                           wall_s=round(time.perf_counter() - t0, 3), stages=self.stats.summary())
+        return self.session.events

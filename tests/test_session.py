@@ -1,0 +1,245 @@
+"""Hands-free session on real recordings: gate, state machine, barge-in and self-triggering."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.audio_io import SAMPLE_RATE as SR, load_audio
+from agent.config import load_settings
+from agent.controller import TurnResult
+from agent.demo import silence, synth
+from agent.gate import GateResult, IdentityGate, ImageFace, NoFace
+from agent.pipeline import make_source, make_vad, make_wake
+from agent.runner import Parts, SessionRunner, build_parts
+from agent.session import Session, State
+from tools import ToolContext
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT / "../shared/testdata").resolve()
+SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
+PROBE = FACES / "probe" / "obama_small.jpg"
+
+pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata missing")
+
+
+def _settings(profiles: Path, **session):
+    return load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(profiles)},
+                                                         "session": session})
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    """Demo user enrolled: spk1's voice (snt1-3) and Obama's face; still photos allowed explicitly."""
+    from agent.identity.verify import IdentityChecker
+
+    s = _settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True)
+    IdentityChecker(s).enroll("demo", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
+                              sorted((FACES / "enroll" / "obama").iterdir()))
+    return s
+
+
+@pytest.fixture(scope="module")
+def assistant(settings):
+    from agent.assistant import Assistant
+
+    return Assistant(settings)
+
+
+@pytest.fixture(scope="module")
+def gate(settings):
+    g = IdentityGate(settings, ImageFace(PROBE))
+    g.warm_up()
+    return g
+
+
+@pytest.fixture(scope="module")
+def wake_phrase(assistant):
+    return synth(assistant.tts, "Hey Jarvis.")
+
+
+def compose(wake: np.ndarray, *rest: np.ndarray | str, gap: float = 0.8) -> np.ndarray:
+    from agent.audio.wake_eval import level
+
+    parts = [silence(1.0), wake, silence(gap)]
+    for r in rest:
+        parts += [level(load_audio(SPEECH / r)) if isinstance(r, str) else r, silence(0.3)]
+    return np.concatenate(parts + [silence(1.0)])
+
+
+# -- fakes for plumbing --------------------------------------------------------------------------
+class FakeGate:
+    def __init__(self, accept: bool = True, face: bool = True) -> None:
+        self.accept, self.face, self.calls = accept, face, 0
+
+    def check(self, audio, t):  # noqa: ANN001, ANN201
+        self.calls += 1
+        if self.accept:
+            return GateResult("accept", "demo", "fake accept", "")
+        return GateResult("reject", None, "fake reject", "Sorry, I can't unlock: fake.")
+
+    def face_present(self, t: float) -> bool:
+        return self.face
+
+
+class FakeASR:
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.calls = list(texts), 0
+
+    def transcribe(self, audio):  # noqa: ANN001, ANN201
+        from agent.asr import Transcript
+
+        self.calls += 1
+        return Transcript(self.texts.pop(0) if self.texts else "hello again", "en", len(audio) / SR)
+
+
+class FakeController:
+    """Speaks fixed sentences; optionally switches mode like the set_mode tool would."""
+
+    def __init__(self, sentences: list[str], ctx: ToolContext | None = None, mode: str | None = None) -> None:
+        self.sentences, self.ctx, self.mode, self.calls = sentences, ctx, mode, []
+
+    def respond(self, text, emotion=None, on_sentence=None, cancel=None):  # noqa: ANN001, ANN201
+        self.calls.append(text)
+        if self.mode and self.ctx:
+            self.ctx.set_mode(self.mode)
+        for s in self.sentences:
+            if cancel is not None and cancel.is_set():
+                break
+            on_sentence(s)
+        return TurnResult(text=text, reply=" ".join(self.sentences))
+
+
+def run_fake(settings, tts, audio, asr, controller, gate=None, ctx=None, run_dir=None):  # noqa: ANN001, ANN201
+    turns, voiced = make_vad(settings)
+    parts = Parts(source=make_source(settings, audio), turns=turns, voiced=voiced, wake=make_wake(settings),
+                  gate=gate or FakeGate(), asr=asr, controller=controller, tts=tts, face_checks=False,
+                  tool_context=ctx or ToolContext())
+    runner = SessionRunner(settings, parts, run_dir)
+    return runner.run(max_wall_s=120), runner
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+# -- real end-to-end runs -------------------------------------------------------------------------
+def test_enrolled_user_unlocks_and_gets_an_answer(settings, assistant, gate, wake_phrase, tmp_path):
+    _ = assistant.asr, assistant.controller
+    audio = compose(wake_phrase, "spk1_snt4.wav")
+    parts = build_parts(settings, audio=audio, assistant=assistant, gate=gate)
+    events = SessionRunner(settings, parts, tmp_path).run(max_wall_s=150)
+    kinds = types(events)
+    for needed in ("wake", "verify", "unlock", "transcript", "reply"):
+        assert needed in kinds, events
+    verify = next(e for e in events if e["type"] == "verify")
+    assert verify["decision"] == "accept" and verify["user"] == "demo", verify
+    assert "still image" in verify["liveness"]  # documented, not silent
+    assert "stripe" in next(e for e in events if e["type"] == "transcript")["text"].lower()
+    reply = next(e for e in events if e["type"] == "reply")
+    assert reply["text"] and Path(reply["audio"]).is_file()
+    assert kinds.index("wake") < kinds.index("unlock") < kinds.index("transcript") < kinds.index("reply")
+    assert events[-1]["type"] == "stats" and events[-1]["stages"]["vad"]["n"] > 100
+
+
+def test_impostor_stays_locked_and_is_told_why(settings, assistant, gate, wake_phrase, tmp_path):
+    controller = FakeController(["This must never be said."])
+    audio = compose(wake_phrase, "spk2_snt2.wav")
+    parts = build_parts(settings, audio=audio, assistant=assistant, gate=gate)
+    parts.controller = controller
+    events = SessionRunner(settings, parts, tmp_path).run(max_wall_s=120)
+    kinds = types(events)
+    assert "wake" in kinds and "unlock" not in kinds
+    assert not {"transcript", "tool_call", "reply"} & set(kinds), events
+    assert controller.calls == []
+    verify = next(e for e in events if e["type"] == "verify")
+    assert verify["decision"] == "reject" and "voice score" in verify["reason"]
+    refusal = next(e for e in events if e["type"] == "refusal")
+    assert refusal["text"].startswith("Sorry, I can't unlock") and refusal["text"].count(".") == 1
+    assert Path(refusal["audio"]).is_file()
+
+
+def test_still_photo_is_refused_unless_allowed(settings, gate):
+    strict = IdentityGate(settings.model_copy(update={"session": settings.session.model_copy(
+        update={"allow_still_face": False})}), ImageFace(PROBE), gate.checker)
+    voice = load_audio(SPEECH / "spk1_snt4.wav")
+    r = strict.check(voice, 3.0)
+    assert r.decision == "reject" and "still image cannot show liveness" in r.reason
+    none = IdentityGate(settings, NoFace(), gate.checker).check(voice, 3.0)
+    assert none.decision == "reject" and "face check unavailable" in none.reason
+    assert gate.check(voice, 3.0).decision == "accept"
+
+
+# -- turn-taking ------------------------------------------------------------------------------------
+def test_barge_in_cancels_playback_and_trims_the_reply(settings, assistant, wake_phrase, tmp_path):
+    sentences = [f"This is sentence number {w} of a long answer that keeps going." for w in
+                 ("one", "two", "three", "four", "five", "six")]
+    controller = FakeController(sentences)
+    # The reply starts ~0.7 s after the command ends (VAD end of turn); the user cuts in 2.5 s later.
+    audio = compose(wake_phrase, "spk1_snt4.wav", silence(2.2), "spk2_snt1.wav", silence(6.0))
+    events, _ = run_fake(settings, assistant.tts, audio, FakeASR(["tell me a story", "stop"]), controller,
+                         run_dir=tmp_path)
+    kinds = types(events)
+    assert "barge_in" in kinds, events
+    first = next(e for e in events if e["type"] == "reply")
+    assert first["interrupted"] is True
+    spoken = first["text"]
+    assert spoken == " ".join(sentences[:spoken.count("keeps going.")])  # whole sentences heard, in order
+    assert len(spoken) < len(" ".join(sentences))
+    heard = len(load_audio(first["audio"])) / SR if first["audio"] else 0.0
+    assert heard < 6.0  # the full reply is > 20 s
+    assert controller.calls[:2] == ["tell me a story", "stop"]  # the interruption became the next turn
+
+
+def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phrase, tmp_path):
+    """Our TTS says the wake word; its echo (session.echo_gain) is mixed into the input."""
+    from agent.audio.wakeword import WakeWordDetector
+
+    echoing = ["Hey Jarvis.", "You said hey Jarvis, what is the weather?", "Hey Jarvis, hey Jarvis."]
+    controller = FakeController(echoing)
+    asr = FakeASR(["say the wake word"])
+    audio = compose(wake_phrase, "spk1_snt4.wav")
+    events, _ = run_fake(settings, assistant.tts, audio, asr, controller, run_dir=tmp_path)
+    assert types(events).count("wake") == 1 and types(events).count("transcript") == 1, events
+    assert asr.calls == 1 and len(controller.calls) == 1
+    assert "barge_in" not in types(events)
+    # Control: the same echo, not gated, does wake the detector -- the gate is what stops it.
+    reply = next(e for e in events if e["type"] == "reply")
+    echo = settings.session.echo_gain * load_audio(reply["audio"])
+    raw = WakeWordDetector(settings.wake).detect(echo)
+    ignored = [e for e in events if e["type"] == "ignored" and e["what"] == "wake"]
+    assert len(raw) >= 1 and len(ignored) >= 1, (raw, events)
+
+
+# -- the state machine with fakes ----------------------------------------------------------------
+def test_goodbye_and_privacy_mode_lock(settings, assistant, wake_phrase):
+    audio = compose(wake_phrase, "spk1_snt4.wav", silence(0.5))
+    events, _ = run_fake(settings, assistant.tts, audio, FakeASR(["OK, goodbye for now"]), FakeController([]))
+    assert next(e for e in events if e["type"] == "lock")["reason"] == "goodbye"
+
+    ctx = ToolContext()
+    controller = FakeController(["Switched to privacy mode."], ctx, "privacy")
+    events, _ = run_fake(settings, assistant.tts, audio, FakeASR(["privacy please"]), controller, ctx=ctx)
+    kinds = types(events)
+    assert kinds.index("reply") < kinds.index("lock")
+    assert next(e for e in events if e["type"] == "lock")["reason"] == "privacy mode"
+
+
+def test_session_timeouts_and_face_gone():
+    s = Session(load_settings(None).session)
+    assert not s.verified(0.0, {"decision": "accept", "user": "x"})  # no wake: stays locked
+    assert s.wake(1.0, 0.9, "hey jarvis") and s.state is State.VERIFYING
+    assert not s.wake(1.5, 0.9, "hey jarvis")
+    assert s.tick(5.0) is False and s.tick(10.0) is True and s.state is State.LOCKED  # wake timeout 8 s
+    s.wake(20.0, 0.9, "hey jarvis")
+    assert s.verified(21.0, {"decision": "accept", "user": "x"}) and s.active
+    s.heard(25.0)
+    assert not s.tick(50.0) and not s.tick(80.0, busy=True) and s.tick(56.0) and not s.active  # idle 30 s
+    s.wake(60.0, 0.9, "hey jarvis")
+    s.verified(61.0, {"decision": "accept", "user": "x"})
+    assert not s.face_seen(62.0, False) and s.face_seen(64.0, False)  # two misses in a row
+    assert [e["reason"] for e in s.events if e["type"] == "lock"] == [
+        "no command after the wake word", "idle timeout", "face gone"]
+    assert s.is_goodbye("Okay, goodbye!") and not s.is_goodbye("a good byline")

@@ -1,0 +1,135 @@
+"""Plumbing of the spine without models: config, tool-call parsing, sentences, controller flow."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from agent.config import ControllerSettings, load_settings
+from agent.controller import FALLBACK_GARBLED, Controller
+from agent.errors import ConfigError, ErrorCode, MMChatError
+from agent.prompts import PromptBook
+from agent.sentences import SentenceSplitter
+from agent.toolcall import ToolCallError, parse_tool_call
+from tools import ToolContext, build_tools
+
+SCHEMAS = {t.name: t.args_schema for t in build_tools(ToolContext())}
+
+
+# -- config -------------------------------------------------------------------------
+def test_default_config_loads(settings):
+    assert settings.llm.backend == "embedded" and settings.asr.model == "tiny.en"
+
+
+@pytest.mark.parametrize("text, key", [
+    ("llm:\n  backend: chatgpt\n", "llm.backend"),
+    ("llm:\n  n_ctx: lots\n", "llm.n_ctx"),
+    ("asr:\n  modle: base\n", "asr.modle"),
+    ("colour: blue\n", "colour"),
+])
+def test_config_errors_name_the_key(tmp_path, text, key):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_settings(p)
+    assert key in str(e.value) and "\n" not in str(e.value)
+
+
+def test_malformed_yaml_is_one_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("llm: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(p)
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
+    from agent.cli import main
+
+    p = tmp_path / "c.yaml"
+    p.write_text("tts:\n  length_scale: -3\n")
+    assert main(["ask", "hello", "--config", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "tts.length_scale" in err
+
+
+# -- tool-call parsing --------------------------------------------------------------------
+@pytest.mark.parametrize("text, name, args", [
+    ('{"name": "describe_scene", "arguments": {}}', "describe_scene", {}),
+    ('{{"name": "set_mode", "arguments": {"mode": "Privacy"}}}', "set_mode", {"mode": "privacy"}),
+    ('<tool_call>\n{"name": "track_object", "arguments": {"label": " cup ", "x": 1}}\n</tool_call>',
+     "track_object", {"label": "cup"}),
+    ("{'name': 'query_map', 'arguments': {'question': 'where'}}", "query_map", {"question": "where"}),
+    ('```json\n{"name": "read_emotion", "arguments": {"properties": {}, "type": "object"}}\n```',
+     "read_emotion", {}),
+    ('{"function": {"name": "set_mode", "arguments": "{\\"mode\\": \\"sleep mode\\"}"}}', "set_mode",
+     {"mode": "sleep"}),
+])
+def test_parse_lenient_tool_calls(text, name, args):
+    call = parse_tool_call(text, SCHEMAS)
+    assert call is not None and call.name == name and call.args == args
+
+
+def test_parse_rejects_unknown_tool_and_bad_args():
+    with pytest.raises(ToolCallError, match="unknown tool"):
+        parse_tool_call('{"name": "calculate", "arguments": {"x": 2}}', SCHEMAS)
+    with pytest.raises(ToolCallError, match="set_mode"):
+        parse_tool_call('{"name": "set_mode", "arguments": {"mode": "dancing"}}', SCHEMAS)
+    assert parse_tool_call("The capital of France is Paris.", SCHEMAS) is None
+
+
+# -- sentences ------------------------------------------------------------------------------
+def test_sentence_splitter_streams_complete_sentences():
+    s = SentenceSplitter()
+    got = []
+    for piece in ["Hello the", "re. Dr. Smith is", " here! It costs 3.5 euros", ". And"]:
+        got += s.feed(piece)
+    got += s.flush()
+    assert got == ["Hello there.", "Dr. Smith is here!", "It costs 3.5 euros.", "And"]
+
+
+# -- controller flow with a scripted model (plumbing only; real-model tests elsewhere) ----------
+def _controller(*replies: str, ctx: ToolContext | None = None) -> Controller:
+    llm = GenericFakeChatModel(messages=iter(replies))
+    return Controller(llm, build_tools(ctx or ToolContext()), PromptBook(), ControllerSettings())
+
+
+def test_controller_runs_tool_and_speaks_its_summary():
+    ctx = ToolContext()
+    spoken: list[str] = []
+    r = _controller('{"name": "set_mode", "arguments": {"mode": "privacy"}}', ctx=ctx).respond(
+        "Go private please.", on_sentence=spoken.append)
+    assert [c.as_dict() for c in r.tool_calls] == [{"name": "set_mode", "args": {"mode": "privacy"}}]
+    assert ctx.mode == "privacy" and spoken == [r.reply] and "privacy" in r.reply
+
+
+def test_unavailable_perception_is_said_honestly():
+    r = _controller('{"name": "describe_scene", "arguments": {}}').respond("What do you see?")
+    assert r.tool_calls[0].name == "describe_scene" and "not available" in r.reply
+
+
+def test_garbage_and_unknown_tools_get_a_spoken_fallback():
+    r = _controller('{"foo": 1}').respond("Hello")
+    assert r.reply == FALLBACK_GARBLED and r.error
+    r = _controller('{"name": "launch_rocket", "arguments": {}}').respond("Hello")
+    assert "couldn't" in r.reply and "launch_rocket" in r.error and not r.tool_calls
+
+
+def test_reply_is_capped_to_style_length():
+    r = _controller("One. Two. Three. Four. Five.").respond("Count please.")
+    assert r.reply == "One. Two."  # neutral style: at most two sentences
+
+
+def test_input_checks():
+    c = _controller("unused")
+    with pytest.raises(MMChatError) as e:
+        c.respond("x" * 5000)
+    assert e.value.code == ErrorCode.INPUT_TOO_LONG
+    with pytest.raises(MMChatError):
+        c.respond("   ")
+
+
+def test_tool_results_are_json_with_summary():
+    tools = {t.name: t for t in build_tools(ToolContext())}
+    out = json.loads(tools["track_object"].invoke({"label": "cup"}))
+    assert out["ok"] is False and "cup" in out["summary"]

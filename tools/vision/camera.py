@@ -1,0 +1,266 @@
+"""The camera stage: frames from a device, a video file or a still image, analysed into the state.
+
+A reader thread grabs frames into a one-slot buffer (a newer frame replaces
+an unprocessed one, so there is never a backlog); a worker thread analyses
+the newest frame at its own pace (objects + tracking, faces + emotion, hands
++ gestures) and publishes a ``Snapshot`` to the ``PerceptionState``.
+``FrameProcessor.process_image`` does the same for one photo, synchronously.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import numpy as np
+
+from agent.errors import ErrorCode, MMChatError
+from tools.vision.detector import ObjectDetector, load_detector
+from tools.vision.face_hands import as_bgr, load_image
+from tools.vision.state import FrameAnalysis, PerceptionState, Snapshot, TrackTap, analysis_json, follower
+from tools.vision.tracking import ObjectFollower, ObjectPipeline, TrackFrame
+
+if TYPE_CHECKING:
+    from agent.config import DetectorSettings, Settings
+
+log = logging.getLogger(__name__)
+STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
+
+
+class FrameAnalyser(Protocol):
+    def analyse(self, frame: np.ndarray, t_ms: float | None = None) -> FrameAnalysis: ...
+
+
+class FrameProcessor:
+    """Runs the analysers on a frame and publishes the result; safe to call from several threads."""
+
+    def __init__(self, detector: ObjectDetector, detector_cfg: "DetectorSettings", analyser: FrameAnalyser | None,
+                 state: PerceptionState | None = None) -> None:
+        self.detector, self.detector_cfg, self.analyser = detector, detector_cfg, analyser
+        self.pipeline = ObjectPipeline.from_settings(detector, detector_cfg)
+        self.state = state or PerceptionState()
+        self._lock = threading.Lock()
+        self._frames = 0
+        self._follow_gen = 0
+        self._follow: tuple[ObjectFollower, TrackTap] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: "Settings", video: bool, faces_and_hands: bool = True,
+                      state: PerceptionState | None = None) -> "FrameProcessor":
+        """Detector + tracker, and (unless turned off) the face/hand analyser."""
+        analyser = None
+        if faces_and_hands:
+            from tools.vision.face_hands import FaceHandsAnalyser
+
+            analyser = FaceHandsAnalyser(settings, video=video)
+        return cls(load_detector(settings), settings.detector, analyser, state)
+
+    def _objects(self, frame: np.ndarray) -> TrackFrame:
+        """Step the tracker, through the follower while one object is being followed."""
+        gen, target = self.state.follow_request()
+        if gen != self._follow_gen:
+            self._follow_gen = gen
+            self._follow = follower(self.pipeline.step, target) if target is not None else None
+        if self._follow is None:
+            return self.pipeline.step(frame)
+        chase, tap = self._follow
+        self.state.update_follow(gen, chase.step(frame))
+        return tap.last
+
+    def process(self, frame: np.ndarray, t: float | None = None, live: bool = True) -> Snapshot:
+        """Analyse one BGR frame captured at monotonic time ``t`` (default: now) and publish it."""
+        t = time.monotonic() if t is None else t
+        bgr = as_bgr(frame)
+        with self._lock:
+            tracked = self._objects(bgr)
+            extra = analysis_json(self.analyser.analyse(bgr, 1000 * t)) if self.analyser else {}
+            h, w = bgr.shape[:2]
+            snap = Snapshot(t=t, width=w, height=h, faces=tuple(extra.get("faces", ())),
+                            hands=tuple(extra.get("hands", ())), objects=tuple(tracked.objects), live=live,
+                            frame_index=self._frames, action=extra.get("action"))
+            self._frames += 1
+        self.state.publish(snap)
+        return snap
+
+    def reset(self) -> None:
+        """Forget tracks and any followed object (the next frame is unrelated to the last)."""
+        with self._lock:
+            self.pipeline = ObjectPipeline.from_settings(self.detector, self.detector_cfg)
+            self._follow = None
+        self._follow_gen = self.state.request_follow(None)
+
+    def process_image(self, image: np.ndarray | str | Path) -> Snapshot:
+        """One photo (array or path) as an unrelated still: fresh tracks, detector run, never stale."""
+        frame = load_image(image) if isinstance(image, (str, Path)) else image
+        self.reset()
+        return self.process(frame, live=False)
+
+
+class FrameSource(Protocol):
+    """Frames to analyse; ``fps`` paces reading (None: the device paces itself)."""
+
+    fps: float | None
+
+    def read(self) -> np.ndarray | None: ...  # None at the end
+    def close(self) -> None: ...
+
+
+class CaptureSource:
+    """A camera device or a video file through ``cv2.VideoCapture``; files can loop."""
+
+    def __init__(self, cap: cv2.VideoCapture, fps: float | None, loop: bool = False) -> None:
+        self.cap, self.fps, self.loop = cap, fps, loop
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self.cap.read()
+        if not ok and self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class StillSource:
+    """One image offered again and again, as if a camera looked at a still scene."""
+
+    def __init__(self, image: np.ndarray, fps: float = STILL_FPS) -> None:
+        self.image, self.fps = image, fps
+
+    def read(self) -> np.ndarray | None:
+        return self.image
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
+    """A device index (0, "0"), an image file (repeated) or a video file; typed errors when unusable."""
+    if isinstance(spec, int) or str(spec).isdigit():
+        index = int(spec)
+        cap = cv2.VideoCapture(index)
+        if not cap.isOpened() or not cap.grab():
+            cap.release()
+            raise MMChatError(f"no camera at device index {index}", ErrorCode.DEVICE)
+        return CaptureSource(cap, None)
+    path = Path(spec)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise MMChatError(f"{path}: file not found or empty", ErrorCode.IMAGE_INVALID)
+    if cv2.haveImageReader(str(path)):
+        return StillSource(load_image(path))
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened() or not cap.grab():
+        cap.release()
+        raise MMChatError(f"{path}: not a readable video (no frames decoded)", ErrorCode.IMAGE_INVALID)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop)
+
+
+class _LatestFrame:
+    """A one-slot buffer: ``put`` replaces an unprocessed frame (counted as dropped)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: tuple[float, np.ndarray] | None = None
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, t: float, frame: np.ndarray) -> None:
+        with self._cond:
+            self.dropped += self._item is not None
+            self._item = (t, frame)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> tuple[float, np.ndarray] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self.closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class CameraStage:
+    """Reader + worker threads feeding a ``FrameProcessor`` from a ``FrameSource`` until stopped."""
+
+    def __init__(self, processor: FrameProcessor, source: FrameSource, max_fps: float | None = None) -> None:
+        self.processor, self.source = processor, source
+        self.min_interval = 1.0 / max_fps if max_fps else 0.0
+        self.stop_event = threading.Event()
+        self.frames_read = self.frames_processed = 0
+        self.error: BaseException | None = None
+        self._slot = _LatestFrame()
+        self._threads = [threading.Thread(target=self._read, name="camera-read", daemon=True),
+                         threading.Thread(target=self._work, name="camera-work", daemon=True)]
+
+    @property
+    def state(self) -> PerceptionState:
+        return self.processor.state
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._slot.dropped
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def start(self) -> "CameraStage":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        self._slot.close()
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout)
+        self.source.close()
+
+    def __enter__(self) -> "CameraStage":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _read(self) -> None:
+        t0 = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self._slot.put(time.monotonic(), frame)
+                self.frames_read += 1
+                if self.source.fps:  # files and stills play in real time
+                    self.stop_event.wait(max(t0 + self.frames_read / self.source.fps - time.monotonic(), 0.0))
+        except Exception as e:  # noqa: BLE001 - reported through .error
+            self.error = e
+            log.warning("camera reader stopped: %s", e)
+        finally:
+            self._slot.close()
+
+    def _work(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                item = self._slot.take(timeout=0.5)
+                if item is None:
+                    if self._slot.closed:
+                        break
+                    continue
+                started = time.monotonic()
+                self.processor.process(item[1], t=item[0])
+                self.frames_processed += 1
+                self.stop_event.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
+        except Exception as e:  # noqa: BLE001 - reported through .error
+            self.error = e
+            log.warning("camera worker stopped: %s", e)
