@@ -10,6 +10,10 @@ Turn-taking and self-trigger rules (kept simple on purpose):
 * While not unlocked the controller is never called (a refusal is spoken by TTS
   alone). ASR of the command runs speculatively alongside the speaker check and
   its transcript is dropped unless the check accepts.
+* With a camera stage beside the session, each reply is styled by the main face's
+  emotion when the user's words were heard (``emotion_of``), and a held gesture
+  (``GestureHit``) is logged; a locking mode it selected locks at once, or after
+  the reply in progress.
 """
 from __future__ import annotations
 
@@ -18,14 +22,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from agent.assistant import SPOKEN_ERRORS
 from agent.controller import FALLBACK_FAILED, TurnResult
 from agent.errors import ErrorCode, MMChatError
 from agent.gate import GateResult
-from agent.pipeline import (END, Busy, BargeIn, Responder, SpeechStarted, Stage, StageResult, Stats, Tick,
-                            Utterance, WakeHit)
+from agent.pipeline import (END, Busy, BargeIn, GestureHit, Responder, SpeechStarted, Stage, StageResult, Stats,
+                            Tick, Utterance, WakeHit)
 from agent.playback import AudioOut, Playback, PlaybackSink
 from agent.session import Session, State
 from agent.speech_out import SpeechWorker
@@ -49,6 +54,7 @@ class SpeakJob:
     kind: str  # reply (controller) | refusal | goodbye | notice (fixed text, no controller)
     text: str
     heard_at: float  # perf_counter when the user's speech end was seen (voice-to-voice clock)
+    emotion: str | None = None  # the user's emotion seen by the camera (None: the controller's default)
 
 
 @dataclass
@@ -77,7 +83,7 @@ class Responses:
         result = None
         if job.kind == "reply":
             try:
-                result = self.controller.respond(job.text, None, on_sentence=worker.say, cancel=sink.cancel)
+                result = self.controller.respond(job.text, job.emotion, on_sentence=worker.say, cancel=sink.cancel)
             except MMChatError as e:
                 result = TurnResult(text=job.text, error=str(e))
                 result.reply = SPOKEN_ERRORS.get(e.code, FALLBACK_FAILED)
@@ -113,12 +119,13 @@ class Conductor:
 
     def __init__(self, session: Session, hub: queue.Queue, playback: Playback, busy: Busy, gate_q: queue.Queue,
                  asr_q: queue.Queue, speak_q: queue.Queue, responses: Responses, face_checks: bool,
-                 lookback_s: float, min_command_s: float, face_check_s: float, stop: threading.Event) -> None:
+                 lookback_s: float, min_command_s: float, face_check_s: float, stop: threading.Event,
+                 emotion_of: Callable[[], str | None] | None = None) -> None:
         self.s, self.hub, self.playback, self.busy = session, hub, playback, busy
         self.gate_q, self.asr_q, self.speak_q, self.responses = gate_q, asr_q, speak_q, responses
         self.face_checks, self.face_check_s = face_checks, face_check_s
         self.lookback_s, self.min_command_s = lookback_s, min_command_s
-        self.stop = stop
+        self.stop, self.emotion_of = stop, emotion_of
         self.wake_t = 0.0
         self.barge_t: float | None = None
         self.pending: dict[int, dict[str, Any]] = {}  # utterance id -> {verify, transcript, heard_at}
@@ -161,6 +168,8 @@ class Conductor:
             self.on_utterance(item)
         elif isinstance(item, Tick):
             self.on_tick(item.t)
+        elif isinstance(item, GestureHit):
+            self.on_gesture(item)
         elif isinstance(item, StageResult):
             try:
                 self.on_result(item)  # queue any follow-up job first: busy never dips to 0 in between
@@ -202,6 +211,13 @@ class Conductor:
         if self.face_checks and self.s.active and t - self.last_face >= self.face_check_s:
             self.last_face = t
             self.gate_q.put(FaceJob(t))
+
+    def on_gesture(self, g: GestureHit) -> None:
+        """Log a held gesture; its locking mode (already set on the ToolContext) applies unless a job runs."""
+        t = self.now
+        self.s.event(t, "gesture", gesture=g.gesture, action=g.action, mode=g.mode, previous=g.previous)
+        if not self.busy:
+            self.s.after_reply(t)
 
     # -- stage results ----------------------------------------------------------------------
     def on_result(self, r: StageResult) -> None:
@@ -248,11 +264,11 @@ class Conductor:
             self.goodbye = True
             self.say("goodbye", GOODBYE, p["heard_at"])
             return
-        self.say("reply", text, p["heard_at"])
+        self.say("reply", text, p["heard_at"], self.emotion_of() if self.emotion_of else None)
 
-    def say(self, kind: str, text: str, heard_at: float) -> None:
+    def say(self, kind: str, text: str, heard_at: float, emotion: str | None = None) -> None:
         self.busy.add()
-        self.speak_q.put(SpeakJob(kind, text, heard_at))
+        self.speak_q.put(SpeakJob(kind, text, heard_at, emotion))
 
     def on_spoken(self, r: StageResult) -> None:
         t = self.now
@@ -266,7 +282,7 @@ class Conductor:
         if sp.result is not None:
             for call in sp.result.tool_calls:
                 self.s.event(t, "tool_call", **call.as_dict())
-            fields.update(interrupted=sp.result.interrupted, error=sp.result.error,
+            fields.update(emotion=sp.result.emotion, interrupted=sp.result.interrupted, error=sp.result.error,
                           timings={k: round(v, 3) for k, v in sp.result.timings.items()})
         self.s.event(t, "reply" if sp.kind == "reply" else sp.kind, **fields)
         if self.goodbye and sp.kind == "goodbye":

@@ -11,9 +11,7 @@ liveness, so the demo turns ``session.allow_still_face`` on and says so.
 from __future__ import annotations
 
 import json
-import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -1,4 +1,4 @@
-"""Connects the camera stage to a turn: ``--image`` / ``--video`` on ``ask`` and ``turn``."""
+"""Connects the camera stage to a turn (``--image`` / ``--video`` on ``ask`` and ``turn``) or to a session."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from agent.errors import ErrorCode, MMChatError
 from tools.base import ToolContext
 from tools.vision.camera import CameraStage, FrameProcessor, open_source
 from tools.vision.face_hands import load_image
+from tools.vision.gesture_modes import GestureModeSwitch
 from tools.vision.state import DEFAULT_MAX_AGE_S, PerceptionService
 
 FIRST_FRAME_TIMEOUT_S = 30.0
@@ -26,20 +27,25 @@ class PerceptionHook:
 
     Inputs are checked on construction, before any model loads, so a bad path fails fast.
     ``with PerceptionHook(...) as service`` yields the service, or None when neither input is given (``ctx`` is left alone).
+    ``gestures=True`` adds a ``GestureModeSwitch`` (``self.gestures``) that sets ``ctx``'s mode from held
+    hand gestures on the stream; ``loop=False`` lets a video end (the state then goes stale).
     """
 
     def __init__(self, settings: Settings, ctx: ToolContext, image: str | None = None, video: str | None = None,
-                 max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+                 max_age_s: float = DEFAULT_MAX_AGE_S, loop: bool = True, gestures: bool = False) -> None:
         self.settings, self.ctx, self.image, self.max_age_s = settings, ctx, image, max_age_s
         self.image_array = load_image(image) if image else None
-        self.source = open_source(video, loop=True) if video else None
+        self.source = open_source(video, loop=loop) if video else None
         self.stage: CameraStage | None = None
+        self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
         self._previous = ctx.perception
 
     def __enter__(self) -> PerceptionService | None:
         if self.image_array is None and self.source is None:
             return None
         processor = FrameProcessor.from_settings(self.settings, video=self.source is not None)
+        if self.gestures is not None:
+            processor.listeners.append(self.gestures.observe)
         if self.image_array is not None:
             processor.process_image(self.image_array)
         else:
@@ -64,3 +70,11 @@ def turn_emotion(given: str | None, service: PerceptionService | None) -> str | 
     if given or service is None:
         return given
     return service.user_emotion()
+
+
+def seen_emotion(ctx: ToolContext) -> str | None:
+    """The main face's emotion in ``ctx.perception``'s fresh snapshot, else None (no camera, no face, stale)."""
+    if ctx.perception is None:
+        return None
+    r = ctx.perception.emotion()
+    return r.data.get("emotion") if r.ok else None

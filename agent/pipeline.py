@@ -85,6 +85,16 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class GestureHit:
+    """A held hand gesture seen by the camera stage (``tools.vision.gesture_modes``); mode None: no switch."""
+
+    gesture: str
+    action: str
+    mode: str | None
+    previous: str
+
+
+@dataclass(frozen=True)
 class StageResult:
     """What a job stage hands back: ``value`` or ``error``."""
 

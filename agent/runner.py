@@ -1,4 +1,10 @@
-"""Build and run a whole hands-free session: the stage factories wired to the session thread."""
+"""Build and run a whole hands-free session: the stage factories wired to the session thread.
+
+With a face video (or photo) the camera stage runs beside the session on the same
+file (``Parts.perception``): replies are styled by the emotion it sees and held
+gestures switch modes. It reads the file on its own, in wall-clock time, while the
+gate samples it at stream time, so in fast file mode the two drift apart.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,6 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -14,9 +21,10 @@ import numpy as np
 from agent.audio.sources import AudioSource
 from agent.audio.vad import TurnDetector
 from agent.audio.wakeword import WakeDetector
-from agent.conductor import Conductor, FaceJob, Responses, VerifyJob
+from agent.conductor import Conductor, FaceJob, Responses
 from agent.config import Settings
-from agent.pipeline import (Busy, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out, make_source, make_vad,
+from agent.perception_hook import PerceptionHook, seen_emotion
+from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out, make_source, make_vad,
                             make_wake, source_stage, start, vad_stage, wake_stage)
 from agent.playback import AudioOut, BargeInDetector, Playback, StreamClock
 from agent.session import Emit, Session
@@ -43,6 +51,7 @@ class Parts:
     throttle: bool = True  # thinking costs no stream time (fast file mode)
     face_checks: bool = True  # look for the face while unlocked
     tool_context: ToolContext = field(default_factory=ToolContext)
+    perception: PerceptionHook | None = None  # camera stage run for the session (sets tool_context.perception)
 
 
 def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = None, video: str | None = None,
@@ -54,17 +63,29 @@ def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = 
 
     assistant = assistant or Assistant(settings)
     turns, voiced = make_vad(settings)
+    perception = None
     if gate is None:
         feed = make_face_feed(settings, video, face, live)
         gate = IdentityGate(settings, feed)
         gate.warm_up()
         face_checks = settings.identity.require_face and not feed.still and feed.kind != "none"
+        perception = session_perception(settings, feed, assistant.tool_context)
     else:
         face_checks = False
     return Parts(source=make_source(settings, audio, live, realtime), turns=turns, voiced=voiced,
                  wake=make_wake(settings), gate=gate, asr=assistant.asr, controller=assistant.controller,
                  tts=assistant.tts, out=make_out(settings, live), echo=not live, throttle=not (live or realtime),
-                 face_checks=face_checks, tool_context=assistant.tool_context)
+                 face_checks=face_checks, tool_context=assistant.tool_context, perception=perception)
+
+
+def session_perception(settings: Settings, feed: Any, ctx: ToolContext) -> PerceptionHook | None:
+    """A camera stage with gesture modes on the face feed's file (a video plays once), else None."""
+    path = getattr(feed, "path", None)
+    if path is None:
+        return None  # the live camera is not shared between the gate and the camera stage yet
+    still = feed.kind == "image"
+    return PerceptionHook(settings, ctx, image=str(path) if still else None, video=None if still else str(path),
+                          loop=False, gestures=True)
 
 
 def _transcribe(asr: Any) -> Callable[[Any], str]:
@@ -101,11 +122,13 @@ class SessionRunner:
 
     def run(self, max_wall_s: float | None = None) -> list[dict[str, Any]]:
         p, q, cfg = self.parts, self.q, self.settings.session
+        if p.perception is not None:
+            self._start_perception(p.perception, q["hub"])
         listener = self.session.mode_changed
         p.tool_context.listeners.append(listener)
         conductor = Conductor(self.session, q["hub"], self.playback, self.busy, q["gate"], q["asr"], q["speak"],
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
-                              cfg.face_check_s, self.stop)
+                              cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context))
         t0 = time.perf_counter()
         threads = [
             start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,
@@ -135,7 +158,16 @@ class SessionRunner:
             p.tool_context.listeners.remove(listener)
             for t in threads:
                 t.join(1.0)
+            if p.perception is not None:
+                p.perception.__exit__(None, None, None)
         self.session.lock(self.clock.now, "end of session")
         self.session.event(self.clock.now, "stats", stream_s=round(self.clock.now, 3),
                            wall_s=round(time.perf_counter() - t0, 3), stages=self.stats.summary())
         return self.session.events
+
+    def _start_perception(self, hook: PerceptionHook, hub: queue.Queue) -> None:
+        """Start the camera stage; its held gestures go to the session thread as ``GestureHit``."""
+        if hook.gestures is not None:
+            hook.gestures.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"],
+                                                                         e["previous"])))
+        hook.__enter__()

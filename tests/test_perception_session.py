@@ -1,0 +1,220 @@
+"""Perception running beside the hands-free session: held gestures switch modes, the seen emotion styles replies."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from agent.conductor import Conductor
+from agent.config import load_settings
+from agent.controller import Controller, TurnResult
+from agent.perception_hook import seen_emotion
+from agent.pipeline import Busy, GestureHit
+from agent.playback import Playback, StreamClock
+from agent.prompts import PromptBook
+from agent.session import Session
+from tests.test_session import FakeASR, FakeGate, compose, run_fake, types
+from tools import ToolContext, build_tools
+from tools.vision import gestures as g
+from tools.vision.gesture_modes import GestureModeSwitch
+from tools.vision.state import PerceptionService, Snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = load_settings(ROOT / "config.yaml")
+TD = SETTINGS.testdata_dir
+KEYPOINTS = TD / "gestures" / "hand_keypoints.csv"
+FACE = TD / "faces" / "enroll" / "kit_harington" / "john1.jpeg"
+VISION = SETTINGS.vision
+FRAME_MS = 1000 / 15  # a 15 fps camera
+pytestmark = pytest.mark.skipif(not KEYPOINTS.is_file(), reason="../shared/testdata not present")
+
+
+# -- gestures -> mode ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hands() -> dict[str, list[np.ndarray]]:
+    """Held-out real keypoint rows per label, as MediaPipe-like (21, 2) pixel landmarks of a 640x480 frame."""
+    x, y = g.load_csv(KEYPOINTS, 2 * g.N_LANDMARKS)
+    _, test = g.held_out_split(y)
+    wrist = np.array([320.0, 300.0])
+    return {label: [wrist + 150.0 * x[i].reshape(g.N_LANDMARKS, 2) for i in test if y[i] == k]
+            for k, label in enumerate(g.STATIC_LABELS)}
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> g.GestureRecognizer:
+    return g.GestureRecognizer(min_score=VISION.gesture_min_score)
+
+
+def play(switch: GestureModeSwitch, recognizer: g.GestureRecognizer, frames: list[np.ndarray],
+         t0_s: float = 100.0) -> list[tuple[float, str]]:
+    """Each frame's landmarks -> recognised gesture -> a Snapshot through ``observe`` (as the camera stage does);
+    returns (ms since the first frame, mode after the frame)."""
+    modes = []
+    for i, points in enumerate(frames):
+        t = t0_s + i * FRAME_MS / 1000
+        hand = {"gesture": recognizer.shape(points).label, "score": 1.0, "handedness": "Right", "motion": None}
+        switch.observe(Snapshot(t=t, width=640, height=480, hands=(hand,)))
+        modes.append((i * FRAME_MS, switch.ctx.mode))
+    return modes
+
+
+def test_held_fist_switches_to_privacy_only_after_the_hold_time(hands, recognizer):
+    ctx = ToolContext()
+    told: list[str] = []
+    ctx.listeners.append(told.append)
+    switch = GestureModeSwitch.from_settings(ctx, VISION)
+    events: list[dict] = []
+    switch.listeners.append(events.append)
+    n = int(np.ceil(VISION.gesture_hold_ms / FRAME_MS)) + 10
+    modes = play(switch, recognizer, hands["Close"][:n])
+    expected = VISION.gesture_modes["Close"]
+    assert expected == "privacy"
+    for i, (ms, mode) in enumerate(modes):
+        if ms < VISION.gesture_hold_ms or i + 1 < VISION.gesture_hold_frames:
+            assert mode == "conversation", (i, ms)  # not before the hold time
+    first = next(i for i, (_, mode) in enumerate(modes) if mode == expected)
+    assert modes[first][0] >= VISION.gesture_hold_ms and first + 1 >= VISION.gesture_hold_frames
+    assert modes[first - 1][0] < VISION.gesture_hold_ms or first < VISION.gesture_hold_frames
+    assert all(mode == expected for _, mode in modes[first:])
+    assert events == [{"type": "gesture", "gesture": "Close", "action": "privacy", "mode": "privacy",
+                       "previous": "conversation"}]
+    assert told == ["privacy"]  # fired once, not on every later frame of the same hold
+
+
+def test_flickering_or_short_gestures_do_not_switch(hands, recognizer):
+    ctx = ToolContext()
+    switch = GestureModeSwitch.from_settings(ctx, VISION)
+    events: list[dict] = []
+    switch.listeners.append(events.append)
+    n = int(3 * VISION.gesture_hold_ms / FRAME_MS)
+    close, pointer = hands["Close"], hands["Pointer"]
+    flicker = [close[i] if (i // 3) % 2 == 0 else pointer[i] for i in range(n)]  # 200 ms each
+    modes = play(switch, recognizer, flicker)
+    assert {m for _, m in modes} == {"conversation"} and events == []
+    switch.update(None, 150_000)  # the hand leaves, then comes back as a fist
+    short = close[:max(int(VISION.gesture_hold_ms / FRAME_MS) - 1, 1)]  # let go just before the hold time
+    modes = play(switch, recognizer, short, t0_s=200.0)
+    switch.update(None, 200_000 + VISION.gesture_hold_ms + 500)  # the hand leaves
+    assert {m for _, m in modes} == {"conversation"} and events == []
+
+
+def test_ok_confirms_without_changing_the_mode(hands, recognizer):
+    ctx = ToolContext(mode="tracking")
+    switch = GestureModeSwitch.from_settings(ctx, VISION)
+    events: list[dict] = []
+    switch.listeners.append(events.append)
+    play(switch, recognizer, hands["OK"][:int(2 * VISION.gesture_hold_ms / FRAME_MS)])
+    assert ctx.mode == "tracking"
+    assert events == [{"type": "gesture", "gesture": "OK", "action": "confirm", "mode": None, "previous": "tracking"}]
+
+
+def test_gesture_locks_an_active_session(hands, recognizer):
+    """The camera's GestureHit reaches the session thread: logged, and privacy locks at once when idle."""
+    ctx = ToolContext()
+    session = Session(SETTINGS.session)
+    ctx.listeners.append(session.mode_changed)
+    clock, hub = StreamClock(), queue.Queue()
+    conductor = Conductor(session, hub, Playback(clock), Busy(clock), queue.Queue(), queue.Queue(), queue.Queue(),
+                          None, False, 0.3, 0.5, 2.0, threading.Event())  # type: ignore[arg-type]
+    switch = GestureModeSwitch.from_settings(ctx, VISION)
+    switch.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"], e["previous"])))
+    session.wake(0.0, 0.9, "hey jarvis")
+    assert session.verified(1.0, {"decision": "accept", "user": "demo"}) and session.active
+    play(switch, recognizer, hands["Close"][:int(2 * VISION.gesture_hold_ms / FRAME_MS)])
+    while not hub.empty():
+        conductor.handle(hub.get())
+    assert not session.active
+    assert types(session.events)[-2:] == ["gesture", "lock"]
+    assert session.events[-1]["reason"] == "privacy mode"
+
+
+# -- the seen emotion styles the turn -----------------------------------------------------------------
+def scripted_controller(ctx: ToolContext) -> Controller:
+    """The real controller over a scripted LLM that always answers the same sentence."""
+    llm = GenericFakeChatModel(messages=itertools.cycle(["I'm here with you. Tell me more."]))
+    return Controller(llm, build_tools(ctx), PromptBook(), SETTINGS.controller)
+
+
+class Recording:
+    """Keeps every TurnResult of the wrapped controller."""
+
+    def __init__(self, inner: Controller) -> None:
+        self.inner, self.results = inner, []
+
+    def respond(self, text, emotion=None, on_sentence=None, cancel=None) -> TurnResult:
+        self.results.append(self.inner.respond(text, emotion, on_sentence=on_sentence, cancel=cancel))
+        return self.results[-1]
+
+
+@pytest.fixture(scope="module")
+def face_snapshot() -> tuple[PerceptionService, Snapshot]:
+    from tools.vision.camera import FrameProcessor
+
+    processor = FrameProcessor.from_settings(SETTINGS, video=False)
+    seen: list[Snapshot] = []
+    processor.listeners.append(seen.append)
+    snap = processor.process_image(FACE)
+    assert seen == [snap] and snap.faces  # listeners see every published snapshot
+    return PerceptionService(processor.state), snap
+
+
+def test_seen_emotion_follows_the_real_analyser(face_snapshot):
+    service, snap = face_snapshot
+    ctx = ToolContext(perception=service)
+    service.state.publish(snap)
+    assert seen_emotion(ctx) == snap.main_face()["emotion"] == service.emotion().data["emotion"]
+    assert seen_emotion(ToolContext()) is None
+    stale = dataclasses.replace(snap, t=snap.t - 10 * service.max_age_s, live=True)
+    service.state.publish(stale)
+    assert seen_emotion(ctx) is None  # an old picture says nothing about the user now
+    assert scripted_controller(ctx).respond("hello", seen_emotion(ctx)).emotion == "neutral"
+
+
+def test_session_turn_uses_the_perceived_emotion(face_snapshot):
+    """A whole session turn: the main face seen as sad -> controller.respond(emotion='sad') -> styled reply."""
+    from agent.assistant import Assistant
+    from agent.demo import synth
+
+    service, snap = face_snapshot
+    face = snap.main_face()
+    sad = dataclasses.replace(snap, faces=tuple({**f, "emotion": "sad"} if f is face else f for f in snap.faces))
+    service.state.publish(sad)  # the real analyser's face, its emotion read as sad (a still: never stale)
+    ctx = ToolContext(perception=service)
+    controller = Recording(scripted_controller(ctx))
+    tts = Assistant(SETTINGS).tts
+    audio = compose(synth(tts, "Hey Jarvis."), "spk1_snt4.wav")
+    events, _ = run_fake(SETTINGS, tts, audio, FakeASR(["I had a rough day"]), controller, gate=FakeGate(), ctx=ctx)
+    assert [r.emotion for r in controller.results] == ["sad"], events
+    reply = next(e for e in events if e["type"] == "reply")
+    assert reply["emotion"] == "sad" and reply["text"]
+
+
+def test_session_runs_the_camera_stage_on_its_face_video():
+    """build_parts' camera stage on the gate's face video: started with the session, read per turn, stopped after."""
+    from agent.assistant import Assistant
+    from agent.demo import synth
+    from agent.gate import VideoFace
+    from agent.pipeline import make_source, make_vad, make_wake
+    from agent.runner import Parts, SessionRunner, session_perception
+    from tools.vision.emotion import EMOTIONS
+
+    ctx = ToolContext()
+    hook = session_perception(SETTINGS, VideoFace(TD / "faces" / "probe" / "short_hamilton_clip.mp4"), ctx)
+    assert hook is not None and hook.gestures is not None
+    tts = Assistant(SETTINGS).tts
+    controller = Recording(scripted_controller(ctx))
+    turns, voiced = make_vad(SETTINGS)
+    parts = Parts(source=make_source(SETTINGS, compose(synth(tts, "Hey Jarvis."), "spk1_snt4.wav")), turns=turns,
+                  voiced=voiced, wake=make_wake(SETTINGS), gate=FakeGate(), asr=FakeASR(["how do I look"]),
+                  controller=controller, tts=tts, face_checks=False, tool_context=ctx, perception=hook)
+    events = SessionRunner(SETTINGS, parts).run(max_wall_s=60)
+    assert "reply" in types(events) and len(controller.results) == 1
+    assert controller.results[0].emotion in EMOTIONS
+    assert hook.stage is not None and hook.stage.frames_processed > 0 and not hook.stage.running
+    assert ctx.perception is None  # restored when the session ends
