@@ -57,6 +57,7 @@ class ControllerSettings(FrozenModel):
     router_accept: float = Field(0.6, ge=0, le=1)
     router_accept_margin: float = Field(0.2, ge=0, le=1)
     router_swap_margin: float = Field(0.15, ge=0, le=1)
+    router_support: float = Field(0.3, ge=0, le=1)
     warm_up: bool = True
 
 

@@ -70,7 +70,7 @@ class Controller:
         self.llm = llm
         self.router = router
         self.policy = RouterPolicy(settings.router_accept, settings.router_accept_margin,
-                                   settings.router_swap_margin)
+                                   settings.router_swap_margin, settings.router_support)
         self.tools = {t.name: t for t in tools}
         self.schemas = {t.name: t.args_schema for t in tools}
         self.prompts = prompts

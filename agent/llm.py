@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from pathlib import Path
@@ -35,7 +36,9 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=2)
 def make_embedded(s: LLMSettings, models_dir: Path) -> Runnable:
+    """Load the GGUF once per process and settings (the weights and KV cache are shared)."""
     from langchain_community.chat_models import ChatLlamaCpp
 
     path = model_path(models_dir, LLM_FILES, s.model, "LLM")

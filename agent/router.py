@@ -70,6 +70,7 @@ class RouterPolicy:
     accept: float = 0.6  # router alone calls a tool at this similarity...
     accept_margin: float = 0.2  # ...if it beats "none" by this much
     swap_margin: float = 0.15  # replace the LLM's router-tool by a clearly better one
+    support: float = 0.3  # an argument-free tool call needs at least this similarity, else it is vetoed
 
 
 def _args(tool: str, text: str) -> dict:
@@ -92,8 +93,8 @@ def arbitrate(tool: str | None, intent: Intent | None, text: str,
     if tool not in ROUTER_TOOLS or intent is None:
         return True
     s, best = intent.scores, intent.label
-    if best in ROUTER_TOOLS:
-        if best != tool and s[best] - s[tool] >= policy.swap_margin:
-            return best, _args(best, text)
-        return True
-    return None if s[NONE] > s[tool] else True
+    swap = best in ROUTER_TOOLS and best != tool and s[best] - s[tool] >= policy.swap_margin
+    chosen = best if swap else tool
+    if s[chosen] < policy.support or (best == NONE and s[NONE] > s[chosen]):
+        return None  # out of domain (e.g. a plain statement) or plainly chit-chat
+    return (best, _args(best, text)) if swap else True

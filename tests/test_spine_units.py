@@ -133,3 +133,26 @@ def test_tool_results_are_json_with_summary():
     tools = {t.name: t for t in build_tools(ToolContext())}
     out = json.loads(tools["track_object"].invoke({"label": "cup"}))
     assert out["ok"] is False and "cup" in out["summary"]
+
+
+# -- router arbitration (scores given; the MiniLM model is exercised by the routing eval) ------------
+def test_router_arbitration_rules():
+    from agent.router import Intent, RouterPolicy, arbitrate, direct_call
+
+    p = RouterPolicy()
+
+    def intent(**scores):
+        best = max(scores, key=scores.get)
+        return Intent(best, scores[best], scores)
+
+    base = dict(read_emotion=0.1, describe_scene=0.1, query_map=0.1, none=0.1)
+    sure = intent(**{**base, "describe_scene": 0.75, "none": 0.3})
+    assert direct_call(sure, "what is there", p) == ("describe_scene", {})
+    assert direct_call(intent(**{**base, "describe_scene": 0.5}), "x", p) is None
+    # the LLM's call kept, swapped for a clearly better one, vetoed as chit-chat or out of domain
+    assert arbitrate("describe_scene", intent(**{**base, "describe_scene": 0.45}), "x", p) is True
+    assert arbitrate("query_map", intent(**{**base, "query_map": 0.35, "describe_scene": 0.55}), "x", p) == \
+        ("describe_scene", {})
+    assert arbitrate("query_map", intent(**{**base, "query_map": 0.4, "none": 0.5}), "x", p) is None
+    assert arbitrate("query_map", intent(**{**base, "query_map": 0.2, "describe_scene": 0.25}), "x", p) is None
+    assert arbitrate("set_mode", intent(**{**base, "none": 0.9}), "x", p) is True  # not the router's call
