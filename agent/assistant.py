@@ -43,12 +43,14 @@ class Assistant:
     @cached_property
     def controller(self) -> Controller:
         llm = make_chat_model(self.settings.llm, self.settings.models_dir)
+        reply_llm = make_chat_model(self.settings.llm, self.settings.models_dir, role="reply")
         router = None
         if self.settings.controller.router:
             from agent.router import MiniLMRouter
 
             router = MiniLMRouter()
-        ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router)
+        ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router,
+                         reply_llm)
         if self.settings.controller.warm_up:
             ctl.warm_up()
         return ctl

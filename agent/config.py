@@ -34,7 +34,6 @@ class LLMSettings(FrozenModel):
     max_tokens: int = Field(160, ge=16, le=2048)
     timeout_s: float = Field(60.0, gt=0)
     tool_bias: float = Field(0.0, ge=-10, le=10)  # embedded: logit bias toward starting a tool call
-    kv_cache_mb: int = Field(1024, ge=64, le=16384)  # embedded: saved prompt states
 
 
 class ASRSettings(FrozenModel):

@@ -66,8 +66,10 @@ class Controller:
     """Routes one user utterance to a reply, calling at most one tool."""
 
     def __init__(self, llm: Runnable, tools: list[BaseTool], prompts: PromptBook,
-                 settings: ControllerSettings, router: IntentScorer | None = None) -> None:
+                 settings: ControllerSettings, router: IntentScorer | None = None,
+                 reply_llm: Runnable | None = None) -> None:
         self.llm = llm
+        self.reply_llm = reply_llm or llm
         self.router = router
         self.policy = RouterPolicy(settings.router_accept, settings.router_accept_margin,
                                    settings.router_swap_margin, settings.router_support)
@@ -108,13 +110,16 @@ class Controller:
         """Evaluate the fixed prefix once so the first real turn starts warm."""
         try:
             self.route("Hello there.")
+            neutral = self.prompts.style("neutral")
+            self._pass(self._reply_messages("Hello there.", neutral), Stopwatch(), "", None, 1,
+                       route_only=True, llm=self.reply_llm)
         except MMChatError:
             pass
 
     # -- LLM pass -----------------------------------------------------------------
-    def _stream(self, msgs: list[BaseMessage]) -> Iterable[str]:
+    def _stream(self, msgs: list[BaseMessage], llm: Runnable) -> Iterable[str]:
         try:
-            for chunk in self.llm.stream(msgs):
+            for chunk in llm.stream(msgs):
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
         except MMChatError:
@@ -128,7 +133,8 @@ class Controller:
             raise LLMError(f"the language model failed: {type(e).__name__}: {e}") from None
 
     def _pass(self, msgs: list[BaseMessage], sw: Stopwatch, prefix: str, sink: SentenceSink | None,
-              max_sentences: int, route_only: bool = False, cancel: threading.Event | None = None) -> _Pass:
+              max_sentences: int, route_only: bool = False, cancel: threading.Event | None = None,
+              llm: Runnable | None = None) -> _Pass:
         """One streamed generation: speak sentences as they end, or collect a tool call."""
         p = _Pass()
         splitter = SentenceSplitter()
@@ -143,7 +149,7 @@ class Controller:
                     sink(s)
             return len(p.spoken) < max_sentences
 
-        for delta in self._stream(msgs):
+        for delta in self._stream(msgs, llm or self.llm):
             sw.mark(f"{prefix}first_token_s")
             p.raw += delta
             if cancel is not None and cancel.is_set():
@@ -238,7 +244,7 @@ class Controller:
             return None, first
         with sw.stage("llm_s"):  # vetoed call, or a styled answer
             return None, self._pass(self._reply_messages(text, style), sw, "llm_", sink,
-                                    style.max_sentences, cancel=cancel)
+                                    style.max_sentences, cancel=cancel, llm=self.reply_llm)
 
     # -- helpers -------------------------------------------------------------------
     def _check(self, text: str) -> str:
@@ -274,10 +280,17 @@ class Controller:
             # worded them: honest by construction and no second model pass.
             sw.mark("reply_first_sentence_s")
             return self._say([summary], sink), memory
-        result_text = self.prompts.tool_result.format(name=call.name, result=json.dumps(out, ensure_ascii=False))
-        follow = self._reply_messages(text, style) + [AIMessage(memory), HumanMessage(result_text)]
+        # The summary sentence carries the facts; the structured data (boxes,
+        # scores) would cost hundreds of prompt tokens on a small CPU model.
+        result_text = self.prompts.tool_result.format(name=call.name, result=summary)
+        # Neutral: continue in the routing context, whose KV cache already holds
+        # the prompt and the call (only the result is new). Styled: the reply
+        # context, with the style as its system prompt.
+        neutral = style.family == "neutral"
+        base = self._route_messages(text) if neutral else self._reply_messages(text, style)
         with sw.stage("reply_s"):
-            second = self._pass(follow, sw, "reply_", sink, style.max_sentences, cancel=cancel)
+            second = self._pass(base + [AIMessage(memory), HumanMessage(result_text)], sw, "reply_", sink,
+                                style.max_sentences, cancel=cancel, llm=self.llm if neutral else self.reply_llm)
         if second.kind != "text" or not second.spoken:
             return self._say([summary], sink), memory
         return second.spoken, memory

@@ -36,9 +36,14 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=2)
-def make_embedded(s: LLMSettings, models_dir: Path) -> Runnable:
-    """Load the GGUF once per process and settings (the weights and KV cache are shared)."""
+@functools.lru_cache(maxsize=4)
+def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runnable:
+    """One llama.cpp context per role, loaded once per process.
+
+    ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves
+    the short styled prompts, so neither evicts the other's cached prefix. The
+    GGUF is memory-mapped, so both contexts share one copy of the weights.
+    """
     from langchain_community.chat_models import ChatLlamaCpp
 
     path = model_path(models_dir, LLM_FILES, s.model, "LLM")
@@ -47,14 +52,9 @@ def make_embedded(s: LLMSettings, models_dir: Path) -> Runnable:
         chat = ChatLlamaCpp(
             model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=512,
             temperature=s.temperature, max_tokens=s.max_tokens, repeat_penalty=1.0,
-            top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False,
+            top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False, use_mmap=True,
         )
-    # Keep the KV state of each finished prompt (routing prefix, styled reply
-    # prefixes) so alternating between them does not re-read long prompts.
-    from llama_cpp import LlamaRAMCache
-
-    chat.client.set_cache(LlamaRAMCache(capacity_bytes=s.kv_cache_mb << 20))
-    if s.tool_bias:
+    if s.tool_bias and role == "route":
         # Nudge the first-token choice between speaking and a JSON tool call:
         # a logit bias on the token that opens '{"name": ...}'.
         opener = chat.client.tokenize(b'{"', add_bos=False, special=False)
@@ -90,10 +90,14 @@ def make_openai(s: LLMSettings) -> BaseChatModel:
                       timeout=s.timeout_s, max_retries=1, streaming=True)
 
 
-def make_chat_model(s: LLMSettings, models_dir: Path) -> BaseChatModel:
-    """Build the configured backend; a clear error when it cannot be reached."""
+def make_chat_model(s: LLMSettings, models_dir: Path, role: str = "route") -> Runnable:
+    """Build the configured backend; a clear error when it cannot be reached.
+
+    ``role`` ("route" or "reply") matters only in-process, where each role gets
+    its own context; servers keep their own prompt caches.
+    """
     if s.backend == "embedded":
-        return make_embedded(s, models_dir)
+        return make_embedded(s, models_dir, role)
     if s.backend == "ollama":
         return make_ollama(s)
     return make_openai(s)
