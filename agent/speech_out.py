@@ -49,21 +49,6 @@ class BufferSink:
         return write_wav(path, self.audio, self.sample_rate)
 
 
-class SpeakerSink:
-    """Plays through the default output device (sounddevice/PortAudio)."""
-
-    def __init__(self) -> None:
-        import sounddevice as sd
-
-        self.sd = sd
-
-    def write(self, chunk: np.ndarray, sample_rate: int) -> None:
-        self.sd.play(chunk, sample_rate, blocking=True)
-
-    def close(self) -> None:
-        self.sd.stop()
-
-
 class SpeechWorker:
     """One thread: sentence queue -> TTS -> sink. Start, ``say`` sentences, ``finish``."""
 

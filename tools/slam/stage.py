@@ -23,7 +23,7 @@ from tools.slam.objects import anchor_detection
 from tools.slam.query import SlamMapQuery
 from tools.slam.run import fit_width, slam_for
 from tools.slam.system import FrameResult, MonocularSlam
-from tools.vision.camera import FrameSource, _LatestFrame
+from tools.vision.camera import FrameSource, LatestFrame
 from tools.vision.detector import ObjectDetector, as_bgr
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class MappingStage:
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._tracked = 0
-        self._slot = _LatestFrame()
+        self._slot = LatestFrame()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -138,15 +138,12 @@ class MappingStage:
             self._thread.join(timeout)
 
     def _work(self) -> None:
+        def handle(t: float, frame: np.ndarray) -> None:
+            if self.active.is_set():
+                self.process(frame, t)
+
         try:
-            while not self._stop.is_set():
-                item = self._slot.take(timeout=0.5)
-                if item is None:
-                    if self._slot.closed:
-                        break
-                    continue
-                if self.active.is_set():
-                    self.process(item[1], item[0])
+            self._slot.serve(self._stop, handle)
         except Exception as e:  # noqa: BLE001 - reported through .error
             self.error = e
             log.warning("mapping stage stopped: %s", e)

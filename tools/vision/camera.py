@@ -169,7 +169,7 @@ def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
     return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop)
 
 
-class _LatestFrame:
+class LatestFrame:
     """A one-slot buffer: ``put`` replaces an unprocessed frame (counted as dropped)."""
 
     def __init__(self) -> None:
@@ -195,6 +195,16 @@ class _LatestFrame:
             item, self._item = self._item, None
             return item
 
+    def serve(self, stop: threading.Event, handle: Callable[[float, np.ndarray], object]) -> None:
+        """Hand each newest frame to ``handle(t, frame)`` until ``stop`` is set or the slot closes."""
+        while not stop.is_set():
+            item = self.take(timeout=0.5)
+            if item is None:
+                if self.closed:
+                    return
+                continue
+            handle(*item)
+
 
 class CameraStage:
     """Reader + worker threads feeding a ``FrameProcessor`` from a ``FrameSource`` until stopped."""
@@ -205,7 +215,7 @@ class CameraStage:
         self.stop_event = threading.Event()
         self.frames_read = self.frames_processed = 0
         self.error: BaseException | None = None
-        self._slot = _LatestFrame()
+        self._slot = LatestFrame()
         self._threads = [threading.Thread(target=self._read, name="camera-read", daemon=True),
                          threading.Thread(target=self._work, name="camera-work", daemon=True)]
 
@@ -258,17 +268,14 @@ class CameraStage:
             self._slot.close()
 
     def _work(self) -> None:
+        def handle(t: float, frame: np.ndarray) -> None:
+            started = time.monotonic()
+            self.processor.process(frame, t=t)
+            self.frames_processed += 1
+            self.stop_event.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
+
         try:
-            while not self.stop_event.is_set():
-                item = self._slot.take(timeout=0.5)
-                if item is None:
-                    if self._slot.closed:
-                        break
-                    continue
-                started = time.monotonic()
-                self.processor.process(item[1], t=item[0])
-                self.frames_processed += 1
-                self.stop_event.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
+            self._slot.serve(self.stop_event, handle)
         except Exception as e:  # noqa: BLE001 - reported through .error
             self.error = e
             log.warning("camera worker stopped: %s", e)
