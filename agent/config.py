@@ -188,6 +188,8 @@ class SlamSettings(FrozenModel):
     local_keyframes: int = Field(6, ge=2, le=50)  # keyframes whose points are tracked and adjusted
     ba_iterations: int = Field(10, ge=1, le=100)  # Levenberg-Marquardt iterations of local BA
     metres_per_unit: float | None = Field(None, gt=0.0)  # known scale; None -> answers in map units
+    intrinsics: str | None = None  # K.yaml of the live/session camera (see `main.py map --intrinsics`)
+    live_hfov_deg: float = Field(65.0, gt=20.0, lt=170.0)  # without intrinsics: assumed horizontal field of view
 
 
 # Sections for later stages are defined above this line (one FrozenModel each)

@@ -6,6 +6,7 @@ import argparse
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from tools.base import ToolContext
+from tools.slam.stage import MappingStage, TeeSource
 from tools.vision.camera import CameraStage, FrameProcessor, open_source
 from tools.vision.face_hands import load_image
 from tools.vision.gesture_modes import GestureModeSwitch
@@ -32,13 +33,21 @@ class PerceptionHook:
     """
 
     def __init__(self, settings: Settings, ctx: ToolContext, image: str | None = None, video: str | None = None,
-                 max_age_s: float = DEFAULT_MAX_AGE_S, loop: bool = True, gestures: bool = False) -> None:
+                 max_age_s: float = DEFAULT_MAX_AGE_S, loop: bool = True, gestures: bool = False,
+                 mapping: bool = False) -> None:
         self.settings, self.ctx, self.image, self.max_age_s = settings, ctx, image, max_age_s
         self.image_array = load_image(image) if image else None
         self.source = open_source(video, loop=loop) if video else None
         self.stage: CameraStage | None = None
         self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
+        self.mapping: MappingStage | None = None
+        if mapping and self.source is not None:  # SLAM beside perception on the same frames (mapping mode only)
+            from tools.vision.detector import load_detector
+
+            self.mapping = MappingStage.for_camera(settings.slam, load_detector(settings))
+            self.source = TeeSource(self.source, self.mapping)
         self._previous = ctx.perception
+        self._previous_map = ctx.map_query
 
     def __enter__(self) -> PerceptionService | None:
         if self.image_array is None and self.source is None:
@@ -49,6 +58,8 @@ class PerceptionHook:
         if self.image_array is not None:
             processor.process_image(self.image_array)
         else:
+            if self.mapping is not None:
+                self.mapping.attach(self.ctx).start()
             self.stage = CameraStage(processor, self.source, max_fps=VIDEO_MAX_FPS).start()
             if not processor.state.wait(FIRST_FRAME_TIMEOUT_S):
                 self.stage.stop()
@@ -59,6 +70,11 @@ class PerceptionHook:
 
     def __exit__(self, *exc: object) -> None:
         self.ctx.perception = self._previous
+        if self.mapping is not None:
+            self.mapping.stop()
+            if self.mapping.on_mode in self.ctx.listeners:
+                self.ctx.listeners.remove(self.mapping.on_mode)
+            self.ctx.map_query = self._previous_map
         if self.stage is not None:
             self.stage.stop()
         elif self.source is not None:

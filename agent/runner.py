@@ -85,7 +85,7 @@ def session_perception(settings: Settings, feed: Any, ctx: ToolContext) -> Perce
         return None  # the live camera is not shared between the gate and the camera stage yet
     still = feed.kind == "image"
     return PerceptionHook(settings, ctx, image=str(path) if still else None, video=None if still else str(path),
-                          loop=False, gestures=True)
+                          loop=False, gestures=True, mapping=not still)
 
 
 def _transcribe(asr: Any) -> Callable[[Any], str]:

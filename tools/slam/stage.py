@@ -23,6 +23,7 @@ from tools.slam.objects import anchor_detection
 from tools.slam.query import SlamMapQuery
 from tools.slam.run import fit_width, slam_for
 from tools.slam.system import FrameResult, MonocularSlam
+from tools.slam.io import read_intrinsics
 from tools.vision.camera import FrameSource, LatestFrame
 from tools.vision.detector import ObjectDetector, as_bgr
 
@@ -58,6 +59,18 @@ class MappingStage:
         self._slot = LatestFrame()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_camera(cls, settings: SlamSettings, detector: ObjectDetector | None = None) -> "MappingStage":
+        """A stage for a live camera or session video: K from ``settings.intrinsics``, else an
+        approximate pinhole from ``live_hfov_deg`` (scaled to the real frame size on the first frame)."""
+        if settings.intrinsics:
+            K, size = read_intrinsics(settings.intrinsics)
+        else:
+            w, h = 640, 480
+            f = (w / 2) / np.tan(np.radians(settings.live_hfov_deg) / 2)
+            K, size = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]), (w, h)
+        return cls(K, settings, detector, size)
 
     @property
     def map(self) -> SlamMap | None:
