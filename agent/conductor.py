@@ -10,6 +10,10 @@ Turn-taking and self-trigger rules (kept simple on purpose):
 * While not unlocked the controller is never called (a refusal is spoken by TTS
   alone). ASR of the command runs speculatively alongside the speaker check and
   its transcript is dropped unless the check accepts.
+* On unlock the user's profile preferences (agent.preferences) apply to the
+  user's jobs: the first one opens with a greeting by ``address_as`` (said while
+  the controller thinks), replies get the ``reply_length`` sentence cap and the
+  user's Piper voice when it is installed.
 * With a camera stage beside the session, each reply is styled by the main face's
   emotion when the user's words were heard (``emotion_of``), and a held gesture
   (``GestureHit``) is logged; a locking mode it selected locks at once, or after
@@ -17,6 +21,7 @@ Turn-taking and self-trigger rules (kept simple on purpose):
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -32,11 +37,14 @@ from agent.gate import GateResult
 from agent.pipeline import (END, Busy, BargeIn, GestureHit, Responder, SpeechStarted, Stage, StageResult, Stats,
                             Tick, Utterance, WakeHit)
 from agent.playback import AudioOut, Playback, PlaybackSink
+from agent.preferences import Preferences
 from agent.session import Session, State
 from agent.speech_out import SpeechWorker
 from agent.tts import TTS
 
 GOODBYE = "Goodbye. I'm locking now."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class SpeakJob:
     text: str
     heard_at: float  # perf_counter when the user's speech end was seen (voice-to-voice clock)
     emotion: str | None = None  # the user's emotion seen by the camera (None: the controller's default)
+    prefs: Preferences | None = None  # the unlocked user's preferences (None: defaults)
+    greeting: str | None = None  # said before the job's own text (first job after an unlock)
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Spoken:
     result: TurnResult | None
     audio: str | None
     first_audio_s: float | None
+    greeting: str | None = None  # the greeting heard before ``text``
 
 
 class Responses:
@@ -75,15 +86,37 @@ class Responses:
         self.run_dir, self.stats = run_dir, stats
         self.current: PlaybackSink | None = None
         self.n = 0
+        self.voices: dict[str, TTS] = {}  # per-user voices loaded so far (failures map to self.tts)
+
+    def voice(self, prefs: Preferences | None) -> TTS:
+        """The user's Piper voice if set, other than the configured one and installed; else the default."""
+        name = prefs.voice if prefs else None
+        if not name or name == getattr(self.tts, "name", None):
+            return self.tts
+        if name not in self.voices:
+            try:
+                self.voices[name] = self.tts.with_voice(name)  # type: ignore[attr-defined]
+            except (MMChatError, AttributeError) as e:
+                log.warning("voice %r unavailable (%s); using the configured voice", name, e)
+                self.voices[name] = self.tts
+        return self.voices[name]
+
+    def limit(self, job: SpeakJob) -> dict[str, int]:
+        """``max_sentences`` for ``respond`` from the user's reply length (empty: the style's cap)."""
+        extra = job.prefs.extra_sentences if job.prefs else 0
+        return {"max_sentences": self.controller.style_cap(job.emotion) + extra} if extra else {}
 
     def __call__(self, job: SpeakJob) -> Spoken:
         sink = PlaybackSink(self.playback, threading.Event(), self.out)
         self.current = sink
-        worker = SpeechWorker(self.tts, sink, sink.cancel)
+        worker = SpeechWorker(self.voice(job.prefs), sink, sink.cancel)
+        if job.greeting:
+            worker.say(job.greeting)
         result = None
         if job.kind == "reply":
             try:
-                result = self.controller.respond(job.text, job.emotion, on_sentence=worker.say, cancel=sink.cancel)
+                result = self.controller.respond(job.text, job.emotion, on_sentence=worker.say, cancel=sink.cancel,
+                                                 **self.limit(job))
             except MMChatError as e:
                 result = TurnResult(text=job.text, error=str(e))
                 result.reply = SPOKEN_ERRORS.get(e.code, FALLBACK_FAILED)
@@ -92,7 +125,10 @@ class Responses:
             worker.say(job.text)
         spoken = worker.finish()
         self.current = None
-        first = None if worker.first_audio_at is None else worker.first_audio_at - job.heard_at
+        greeted = bool(job.greeting) and spoken[:1] == [job.greeting]
+        spoken = spoken[1:] if greeted else spoken
+        starts = worker.started[1:] if job.greeting else worker.started  # the job's own first audio
+        first = starts[0] - job.heard_at if starts else None
         if first is not None and job.kind == "reply":
             self.stats.add("voice_to_voice", first)
         text = job.text if result is None else result.reply
@@ -104,7 +140,7 @@ class Responses:
         if self.run_dir is not None and sink.record.chunks:
             self.n += 1
             audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind}.wav"))
-        return Spoken(job.kind, text, result, audio, first)
+        return Spoken(job.kind, text, result, audio, first, job.greeting if greeted else None)
 
     def interrupt(self) -> bool:
         sink = self.current
@@ -129,6 +165,8 @@ class Conductor:
         self.wake_t = 0.0
         self.barge_t: float | None = None
         self.pending: dict[int, dict[str, Any]] = {}  # utterance id -> {verify, transcript, heard_at}
+        self.prefs: Preferences | None = None  # of the unlocked user
+        self.greeting: str | None = None  # due on the first job after an unlock
         self.goodbye = False
         self.last_face = -1e9
         self.ended = False
@@ -242,7 +280,10 @@ class Conductor:
         accepted = self.s.verified(u.end, res.as_event())
         p = self.pending.setdefault(u.id, {"heard_at": time.perf_counter()})
         p["verify"] = "accept" if accepted else "reject"
-        if not accepted:
+        if accepted:
+            self.prefs = Preferences.of(res.user or "", res.prefs)
+            self.greeting = self.prefs.greeting()
+        else:
             self.say("refusal", res.spoken, p["heard_at"])
         self.try_turn(u.id)
 
@@ -267,8 +308,13 @@ class Conductor:
         self.say("reply", text, p["heard_at"], self.emotion_of() if self.emotion_of else None)
 
     def say(self, kind: str, text: str, heard_at: float, emotion: str | None = None) -> None:
+        """Queue a spoken job; while unlocked it carries the user's prefs (and the greeting, once)."""
+        prefs = self.prefs if self.s.active else None
+        greeting = None
+        if prefs is not None and kind != "goodbye":
+            greeting, self.greeting = self.greeting, None
         self.busy.add()
-        self.speak_q.put(SpeakJob(kind, text, heard_at, emotion))
+        self.speak_q.put(SpeakJob(kind, text, heard_at, emotion, prefs, greeting))
 
     def on_spoken(self, r: StageResult) -> None:
         t = self.now
@@ -279,6 +325,8 @@ class Conductor:
         fields: dict[str, Any] = {"text": sp.text, "audio": sp.audio}
         if sp.first_audio_s is not None:
             fields["first_audio_s"] = round(sp.first_audio_s, 3)
+        if sp.greeting:
+            fields["greeting"] = sp.greeting
         if sp.result is not None:
             for call in sp.result.tool_calls:
                 self.s.event(t, "tool_call", **call.as_dict())

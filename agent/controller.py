@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -182,12 +182,21 @@ class Controller:
                                route_only=True)
         return call
 
+    def style_cap(self, emotion: str | None = None) -> int:
+        """The sentence cap of the style ``emotion`` selects (what ``respond`` uses by default)."""
+        return self.prompts.style((emotion or self.settings.default_emotion).lower()).max_sentences
+
     def respond(self, text: str, emotion: str | None = None, on_sentence: SentenceSink | None = None,
-                cancel: threading.Event | None = None) -> TurnResult:
-        """Answer one utterance; sentences go to ``on_sentence`` as soon as they exist."""
+                cancel: threading.Event | None = None, max_sentences: int | None = None) -> TurnResult:
+        """Answer one utterance; sentences go to ``on_sentence`` as soon as they exist.
+
+        ``max_sentences`` overrides the emotion style's sentence cap (None: the style's).
+        """
         sw = Stopwatch()
         emotion = (emotion or self.settings.default_emotion).lower()
         style = self.prompts.style(emotion)
+        if max_sentences is not None:
+            style = replace(style, max_sentences=max(1, max_sentences))
         result = TurnResult(text=text, emotion=emotion)
         text = self._check(text)
         try:

@@ -17,6 +17,7 @@ from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from agent.identity.faces import FaceError, read_image, sample_video, video_encodings
 from agent.identity.liveness import LivenessResult
+from agent.identity.profiles import Profile
 from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
 
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -114,6 +115,7 @@ class GateResult:
     reason: str  # for the log
     spoken: str  # one sentence for the user
     details: dict[str, Any] = field(default_factory=dict)
+    prefs: dict[str, Any] = field(default_factory=dict)  # the accepted user's profile preferences
 
     def as_event(self) -> dict[str, Any]:
         return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
@@ -142,9 +144,16 @@ class IdentityGate:
         return any(self.checker.faces.scan(np.ascontiguousarray(f[:, :, ::-1])).boxes for f in frames)
 
     def check(self, audio: np.ndarray, t: float) -> GateResult:
+        """The decision for the command audio at stream time ``t``; an accept carries the user's prefs."""
+        profiles = self.checker.store.load_all()
+        res = self._check(audio, t, profiles)
+        if res.user:
+            res.prefs = next((p.prefs for p in profiles if p.name == res.user), {})
+        return res
+
+    def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> GateResult:
         t0 = time.perf_counter()
         cfg, details = self.cfg, {"face_source": self.feed.kind}
-        profiles = self.checker.store.load_all()
         if not profiles:
             return GateResult("reject", None, "no profiles enrolled", _sorry("nobody is enrolled yet"), details)
         try:

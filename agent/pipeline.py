@@ -110,7 +110,11 @@ class Responder(Protocol):
     """The controller: one utterance in, a TurnResult out, sentences streamed to ``on_sentence``."""
 
     def respond(self, text: str, emotion: str | None = None, on_sentence: Callable[[str], None] | None = None,
-                cancel: threading.Event | None = None) -> Any: ...
+                cancel: threading.Event | None = None, max_sentences: int | None = None) -> Any: ...
+
+    def style_cap(self, emotion: str | None = None) -> int:
+        """The default sentence cap for ``emotion`` (a user's reply length adds to it)."""
+        ...
 
 
 class SpeakerCheck(Protocol):

@@ -58,6 +58,7 @@ class SpeechWorker:
         self.cancel = cancel or threading.Event()
         self.spoken: list[str] = []
         self.first_audio_at: float | None = None  # perf_counter of the first chunk
+        self.started: list[float] = []  # perf_counter of each sentence's first chunk, in order
         self.error: BaseException | None = None
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
@@ -82,11 +83,15 @@ class SpeechWorker:
             if self.cancel.is_set():
                 continue
             try:
+                first = True
                 for chunk in self.tts.synthesize(item):
                     if self.cancel.is_set():
                         break
+                    if first:
+                        self.started.append(time.perf_counter())
+                        first = False
                     if self.first_audio_at is None:
-                        self.first_audio_at = time.perf_counter()
+                        self.first_audio_at = self.started[0]
                     self.sink.write(chunk, self.tts.sample_rate)
                 else:
                     if not self.cancel.is_set():  # cut off mid-sentence: not counted as spoken

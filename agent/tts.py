@@ -24,6 +24,7 @@ class PiperTTS:
     def __init__(self, settings: TTSSettings, models_dir: Path) -> None:
         from piper import PiperVoice, SynthesisConfig
 
+        self.settings, self.models_dir, self.name = settings, models_dir, settings.voice
         path = model_path(models_dir, PIPER_VOICES, settings.voice, "voice")
         self.voice = PiperVoice.load(str(path), config_path=str(path) + ".json")
         self.config = SynthesisConfig(length_scale=settings.length_scale)
@@ -32,3 +33,7 @@ class PiperTTS:
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         for chunk in self.voice.synthesize(text, syn_config=self.config):
             yield chunk.audio_float_array.astype(np.float32, copy=False)
+
+    def with_voice(self, name: str) -> PiperTTS:
+        """The same settings with another voice (ModelMissingError if it is not installed)."""
+        return PiperTTS(self.settings.model_copy(update={"voice": name}), self.models_dir)

@@ -245,7 +245,8 @@ def test_cli_enroll_list_verify_remove(tmp_path, capsys):
     code, out = run("enroll", "obama", "--face", str(FACES / "enroll" / "obama" / "obama.jpg"))
     assert code == 0 and json.loads(out.out) == {"user": "obama", "voice_samples": 0, "face_samples": 1}
     code, out = run("profiles", "list")
-    assert json.loads(out.out) == {"users": ["obama"]}
+    assert json.loads(out.out) == {"users": ["obama"], "preferences": {
+        "obama": {"address_as": "obama", "voice": None, "reply_length": "short"}}}
     code, out = run("verify", "--face", str(FACES / "probe" / "two_people.jpg"))
     assert code == 2 and out.out == "" and out.err.strip().count("\n") == 0 and "2 faces" in out.err
     code, out = run("verify", "--face", str(FACES / "probe" / "obama_small.jpg"))

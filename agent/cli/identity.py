@@ -6,6 +6,8 @@ from typing import Any
 
 from agent.config import Settings
 from agent.identity.profiles import ProfileStore
+from agent.models import PIPER_VOICES
+from agent.preferences import REPLY_EXTRA, Preferences, check_voice
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -13,6 +15,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("name")
     p.add_argument("--voice", nargs="+", default=[], metavar="WAV", help="speech recordings of the user")
     p.add_argument("--face", nargs="+", default=[], metavar="IMG", help="photos showing only the user")
+    p.add_argument("--address-as", metavar="TEXT", help="what the assistant calls the user (default: NAME)")
+    p.add_argument("--reply-length", choices=list(REPLY_EXTRA), help="answer length (default: short)")
+    p.add_argument("--tts-voice", metavar="VOICE", help=f"Piper voice for this user's replies "
+                   f"(known: {', '.join(sorted(PIPER_VOICES))})")
     p.set_defaults(handler=enroll)
 
     p = sub.add_parser("profiles", parents=[common], help="list or remove profiles")
@@ -42,12 +48,27 @@ def _store(settings: Settings) -> ProfileStore:
     return ProfileStore(settings.path(settings.paths.profiles))
 
 
+def _prefs(args: argparse.Namespace) -> dict[str, Any]:
+    """The preferences given on the command line (validated before any model loads)."""
+    prefs: dict[str, Any] = {}
+    if args.address_as is not None:
+        prefs["address_as"] = " ".join(args.address_as.split()) or args.name
+    if args.reply_length is not None:
+        prefs["reply_length"] = args.reply_length
+    if args.tts_voice is not None:
+        prefs["voice"] = check_voice(args.tts_voice)
+    return prefs
+
+
 def enroll(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return _checker(settings).enroll(args.name, args.voice, args.face).as_json()
+    prefs = _prefs(args)
+    return _checker(settings).enroll(args.name, args.voice, args.face, prefs).as_json()
 
 
 def profiles_list(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return {"users": _store(settings).names()}
+    store = _store(settings)
+    names = store.names()
+    return {"users": names, "preferences": {n: Preferences.of(n, store.load(n).prefs).as_dict() for n in names}}
 
 
 def profiles_remove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

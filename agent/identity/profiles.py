@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from agent.errors import ErrorCode, MMChatError
+from agent.preferences import Preferences
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VOICE_DIM, FACE_DIM = 192, 128
@@ -166,10 +167,11 @@ class ProfileStore:
             shutil.rmtree(old)
 
     def enroll(self, name: str, voice: list[np.ndarray], face: list[np.ndarray],
-               models: dict[str, str] | None = None) -> Profile:
-        """Add embeddings to a profile (created if new); nothing is written unless all are valid."""
+               models: dict[str, str] | None = None, prefs: dict | None = None) -> Profile:
+        """Add embeddings (and preference updates) to a profile, created if new; one atomic save."""
         check_name(name)
         p = self.load(name) if self.exists(name) else Profile(name, prefs=default_prefs(name))
+        p.prefs = {**default_prefs(name), **p.prefs, **(prefs or {})}
         if voice:
             p.voice = np.vstack([p.voice, np.stack(voice).reshape(-1, VOICE_DIM)]).astype(np.float32)
         if face:
@@ -193,5 +195,5 @@ def _fsync_dir(path: Path) -> None:
 
 
 def default_prefs(name: str) -> dict:
-    """Preferences of a new profile (edit profile.json to change them)."""
-    return {"address_as": name, "voice": None, "reply_length": "short"}
+    """Preferences of a new profile (``enroll NAME --address-as/--reply-length/--tts-voice`` change them)."""
+    return Preferences(name).as_dict()

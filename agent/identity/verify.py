@@ -130,14 +130,18 @@ class IdentityChecker:
         a = load_audio(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
         return self.voiceprint.embed(speech_only(a, self.cfg.min_speech_s, name))
 
-    def enroll(self, name: str, voices: list[str | Path], faces: list[str | Path]) -> Profile:
-        """Embed every sample first, then add them to the profile in one save."""
-        if not voices and not faces:
-            raise MMChatError("enroll needs at least one --voice or --face sample")
+    def enroll(self, name: str, voices: list[str | Path], faces: list[str | Path],
+               prefs: dict[str, Any] | None = None) -> Profile:
+        """Embed every sample first, then add them (and ``prefs`` updates) to the profile in one save.
+
+        Preferences alone may update an existing profile; a new one needs a sample.
+        """
         check_name(name)  # refuse a bad name before any model work
+        if not voices and not faces and not (prefs and self.store.exists(name)):
+            raise MMChatError("enroll needs at least one --voice or --face sample")
         v = [self.voice_embedding(p) for p in voices]
         f = [encode_image(p, self.faces) for p in faces]
-        return self.store.enroll(name, v, f, self.models())
+        return self.store.enroll(name, v, f, self.models(), prefs)
 
     def verify(self, voice: str | Path | np.ndarray | None = None, face: str | Path | None = None,
                video: str | Path | None = None, start_s: float | None = None,
