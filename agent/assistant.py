@@ -43,14 +43,16 @@ class Assistant:
     @cached_property
     def controller(self) -> Controller:
         llm = make_chat_model(self.settings.llm, self.settings.models_dir)
-        reply_llm = make_chat_model(self.settings.llm, self.settings.models_dir, role="reply")
+        s = self.settings.llm
+        reply_settings = s.model_copy(update={"model": s.reply_model}) if s.reply_model else s
+        reply_llm = make_chat_model(reply_settings, self.settings.models_dir, role="reply")
         router = None
         if self.settings.controller.router:
             from agent.router import MiniLMRouter
 
             router = MiniLMRouter()
         ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router,
-                         reply_llm)
+                         reply_llm, route_answers=not s.reply_model)
         if self.settings.controller.warm_up:
             ctl.warm_up()
         return ctl

@@ -26,6 +26,9 @@ class LLMSettings(FrozenModel):
     # embedded: an asset name from the model cache or a path to a .gguf file;
     # ollama/openai: the server's model name.
     model: str = "qwen2.5-coder-1.5b"
+    # Optional smaller model that phrases every answer while ``model`` routes
+    # (faster replies, plainer wording); None: ``model`` does both.
+    reply_model: str | None = None
     url: str | None = None  # ollama: http://127.0.0.1:11434  openai: http://host:8000/v1
     api_key: str | None = None
     n_ctx: int = Field(4096, ge=512, le=32768)

@@ -67,9 +67,12 @@ class Controller:
 
     def __init__(self, llm: Runnable, tools: list[BaseTool], prompts: PromptBook,
                  settings: ControllerSettings, router: IntentScorer | None = None,
-                 reply_llm: Runnable | None = None) -> None:
+                 reply_llm: Runnable | None = None, route_answers: bool = True) -> None:
         self.llm = llm
         self.reply_llm = reply_llm or llm
+        # True: neutral answers stream from the routing pass itself; False: every
+        # answer comes from ``reply_llm`` (e.g. a smaller, faster model).
+        self.route_answers = route_answers
         self.router = router
         self.policy = RouterPolicy(settings.router_accept, settings.router_accept_margin,
                                    settings.router_swap_margin, settings.router_support)
@@ -236,7 +239,7 @@ class Controller:
             direct = direct_call(intent, text, self.policy)
             if direct:
                 return ToolCall(*direct), _Pass("call")
-        plain = style.family == "neutral"
+        plain = style.family == "neutral" and self.route_answers
         with sw.stage("llm_s"):
             first = self._pass(self._route_messages(text), sw, "llm_", sink if plain else None,
                                style.max_sentences, route_only=route_only or not plain, cancel=cancel)
@@ -295,7 +298,7 @@ class Controller:
         # Neutral: continue in the routing context, whose KV cache already holds
         # the prompt and the call (only the result is new). Styled: the reply
         # context, with the style as its system prompt.
-        neutral = style.family == "neutral"
+        neutral = style.family == "neutral" and self.route_answers
         base = self._route_messages(text) if neutral else self._reply_messages(text, style)
         with sw.stage("reply_s"):
             second = self._pass(base + [AIMessage(memory), HumanMessage(result_text)], sw, "reply_", sink,
