@@ -12,7 +12,13 @@ import pytest
 from agent.audio_io import write_wav
 from agent.config import load_settings
 from agent.errors import ErrorCode, MMChatError
-from agent.identity.eer import compute_eer
+from agent.identity.eer import (
+    as_norm,
+    asnorm_report,
+    asnorm_trials,
+    compute_eer,
+    score_trials,
+)
 from agent.identity.faces import FaceError, read_image, sample_video
 from agent.identity.profiles import ProfileError, ProfileStore
 
@@ -225,13 +231,56 @@ def test_compute_eer():
     assert compute_eer([0.9, 0.8], [0.1, 0.2]).eer == 0.0
 
 
+def test_as_norm_standardises_by_the_top_k_of_each_side():
+    enrol, test = np.array([0.1, 0.3, 0.2, -0.5]), np.array([0.0, 0.4, 0.2])
+    # top 2: enrol 0.3, 0.2 (mean 0.25, std 0.05); test 0.4, 0.2 (mean 0.3, std 0.1)
+    assert as_norm(0.5, enrol, test, 2) == pytest.approx(0.5 * ((0.5 - 0.25) / 0.05 + (0.5 - 0.3) / 0.1))
+    assert np.isfinite(as_norm(0.5, np.ones(3), np.ones(3), 2))  # constant cohort: no division by zero
+
+
+def test_asnorm_cohort_leaves_both_trial_speakers_out():
+    spk = ["A", "A", "B", "C", "C", "D", "E"]
+    embs = np.stack([_emb(i, 192) for i in range(len(spk))])
+    first_impostor = lambda e: asnorm_trials(e, spk, 3)[1][0]  # trial A#0 vs B
+    before = first_impostor(embs)
+    other_a = embs.copy()
+    other_a[1] = embs[2]  # A's second utterance now equals B's: must not matter (not in the cohort)
+    assert first_impostor(other_a) == pytest.approx(before)
+    third = embs.copy()
+    third[3] = _emb(99, 192)  # a cohort utterance does matter
+    assert first_impostor(third) != pytest.approx(before)
+    g, i = asnorm_trials(embs, spk, 3)
+    g0, i0 = score_trials(embs, spk)
+    assert (len(g), len(i)) == (len(g0), len(i0)) == (2, 19)
+    with pytest.raises(ValueError, match="cohort"):
+        asnorm_trials(embs[:3], spk[:3], 3)
+
+
+def test_asnorm_report_keeps_one_entry_per_k():
+    spk = [s for s in "ABCDEF" for _ in range(2)]
+    embs = np.stack([_emb(i, 192) for i in range(len(spk))])
+    r = asnorm_report(embs, spk, (2, 5))
+    assert set(r["k"]) == {"2", "5"} and r["cohort_size_min_max"] == [8, 10]
+    assert all(v["genuine_trials"] == 6 and v["impostor_trials"] == 60 for v in r["k"].values())
+
+
+def test_eer_cli_refuses_bad_cohort_k(capsys):
+    from agent.identity.eer import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--norm", "asnorm", "--cohort-k", "5,x"])
+    assert e.value.code == 2 and "--cohort-k" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_measured_eer_is_low():
     from agent.identity.eer import measure
 
     s = load_settings(None)
-    out = measure(TESTDATA, s.models_dir)
+    out = measure(TESTDATA, s.models_dir, norm="asnorm", cohort_k=(5, 10, 20))
     assert out["eer"] < 0.08 and out["genuine_trials"] >= 40
+    assert set(out["asnorm"]["k"]) == {"5", "10", "20"}
+    assert all(v["genuine_trials"] == out["genuine_trials"] for v in out["asnorm"]["k"].values())
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -11,7 +11,13 @@ Corpora (all recorded by real people outside this project):
   ve9qrp_10s) and non-speech (modem, tones) are left out.
 
 Every pair of utterances is a trial: same speaker -> genuine, else impostor.
-Run: ``python -m agent.identity.eer [--json]``.
+
+``--norm asnorm`` also measures adaptive symmetric score normalisation (AS-norm):
+each trial score is standardised by the mean/std of the top-K cohort scores of
+both sides and the two are averaged. The cohort of a trial is every utterance of
+the *other* speakers (both trial speakers left out), for each K of ``--cohort-k``.
+The raw figures stay at the top level of the output; AS-norm ones are under ``asnorm``.
+Run: ``python -m agent.identity.eer [--json] [--norm asnorm] [--cohort-k 5,10,20]``.
 """
 from __future__ import annotations
 
@@ -105,7 +111,66 @@ def score_trials(embeddings: np.ndarray, speakers: list[str]) -> tuple[list[floa
     return genuine, impostor
 
 
-def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0) -> dict:
+def as_norm(score: float, enrol_cohort: np.ndarray, test_cohort: np.ndarray, k: int) -> float:
+    """AS-norm of one score from both sides' cohort scores, using the top ``k`` of each."""
+    def stats(c: np.ndarray) -> tuple[float, float]:
+        top = np.sort(np.asarray(c, float).ravel())[::-1][:k]
+        return float(top.mean()), max(float(top.std()), 1e-6)
+
+    (me, se), (mt, st) = stats(enrol_cohort), stats(test_cohort)
+    return 0.5 * ((score - me) / se + (score - mt) / st)
+
+
+def asnorm_trials(embeddings: np.ndarray, speakers: list[str], k: int) -> tuple[list[float], list[float]]:
+    """AS-norm scores of every pair (as ``score_trials``), cohort = utterances of the other speakers."""
+    e = np.asarray(embeddings, float)
+    spk = np.asarray(speakers)
+    sims = e @ e.T
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for a, b in itertools.combinations(range(len(speakers)), 2):
+        cohort = (spk != spk[a]) & (spk != spk[b])
+        if cohort.sum() < 2:
+            raise ValueError("AS-norm needs at least two cohort utterances outside the trial speakers")
+        s = as_norm(float(sims[a, b]), sims[a, cohort], sims[b, cohort], k)
+        (genuine if speakers[a] == speakers[b] else impostor).append(s)
+    return genuine, impostor
+
+
+def _auc(genuine: list[float], impostor: list[float]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.ones(len(genuine)), np.zeros(len(impostor))], np.r_[genuine, impostor]))
+
+
+def _separation(genuine: list[float], impostor: list[float]) -> dict:
+    """Numbers the EER point hides: AUC and impostors at or above the lowest two genuine scores."""
+    g, i = np.sort(genuine), np.asarray(impostor)
+    return {"auc": round(_auc(genuine, impostor), 4),
+            "impostors_ge_lowest_genuine": [int((i >= g[0]).sum()), int((i >= g[min(1, g.size - 1)]).sum())]}
+
+
+def asnorm_report(embeddings: np.ndarray, speakers: list[str], ks: tuple[int, ...]) -> dict:
+    """EER etc. of AS-norm scores for each cohort size K, plus the raw scores' separation for comparison."""
+    spk = np.asarray(speakers)
+    sizes = [int(((spk != spk[a]) & (spk != spk[b])).sum())
+             for a, b in itertools.combinations(range(len(speakers)), 2)]
+    out: dict = {"cohort": "utterances of the other speakers (both trial speakers left out)",
+                 "cohort_size_min_max": [min(sizes), max(sizes)],
+                 "raw": _separation(*score_trials(embeddings, speakers)), "k": {}}
+    for k in ks:
+        genuine, impostor = asnorm_trials(embeddings, speakers, k)
+        r = compute_eer(genuine, impostor)
+        out["k"][str(k)] = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
+                            "far_at_threshold": round(r.far_at_threshold, 4),
+                            "frr_at_threshold": round(r.frr_at_threshold, 4),
+                            "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
+                            **_separation(genuine, impostor)}
+    return out
+
+
+def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: str = "none",
+            cohort_k: tuple[int, ...] = (5, 10, 20)) -> dict:
     """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER."""
     from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, speech_only
 
@@ -121,15 +186,19 @@ def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0) -> dict
         except MMChatError:
             skipped.append(u.name)
     secs = time.perf_counter() - t0
-    genuine, impostor = score_trials(np.stack(embs), [u.speaker for u in kept])
+    speakers = [u.speaker for u in kept]
+    genuine, impostor = score_trials(np.stack(embs), speakers)
     r = compute_eer(genuine, impostor)
-    return {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
-            "far_at_threshold": round(r.far_at_threshold, 4), "frr_at_threshold": round(r.frr_at_threshold, 4),
-            "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
-            "utterances": len(kept), "speakers": len({u.speaker for u in kept}), "skipped": skipped,
-            "genuine_min_median": [round(min(genuine), 3), round(float(np.median(genuine)), 3)],
-            "impostor_median_max": [round(float(np.median(impostor)), 3), round(max(impostor), 3)],
-            "embed_s_per_utterance": round(secs / max(1, len(kept) + len(skipped)), 3)}
+    out = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
+           "far_at_threshold": round(r.far_at_threshold, 4), "frr_at_threshold": round(r.frr_at_threshold, 4),
+           "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
+           "utterances": len(kept), "speakers": len({u.speaker for u in kept}), "skipped": skipped,
+           "genuine_min_median": [round(min(genuine), 3), round(float(np.median(genuine)), 3)],
+           "impostor_median_max": [round(float(np.median(impostor)), 3), round(max(impostor), 3)],
+           "embed_s_per_utterance": round(secs / max(1, len(kept) + len(skipped)), 3)}
+    if norm == "asnorm":
+        out["asnorm"] = asnorm_report(np.stack(embs), speakers, cohort_k)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,9 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agent.identity.eer", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="config.yaml")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--norm", choices=("none", "asnorm"), default="none",
+                    help="also measure AS-norm scores (the raw figures are always reported)")
+    ap.add_argument("--cohort-k", default="5,10,20", help="top-K cohort sizes for AS-norm, comma separated")
     a = ap.parse_args(argv)
+    try:
+        ks = tuple(int(k) for k in a.cohort_k.split(","))
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--cohort-k: positive integers separated by commas, not {a.cohort_k!r}")
     s = load_settings(a.config)
-    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s)
+    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks)
     if a.json:
         json.dump(out, sys.stdout)
         print()
