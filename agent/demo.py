@@ -74,7 +74,7 @@ def demo_script(tts: Any, speech_dir: Path) -> list[np.ndarray | Wait]:
     wake = synth(tts, WAKE_TEXT)
     user = level(load_audio(speech_dir / "spk1_snt4.wav"))
     impostor = level(load_audio(speech_dir / "spk2_snt2.wav"))
-    return [silence(1.0), wake, silence(0.8), user, Wait(1.0), synth(tts, TOOL_QUESTION), Wait(1.0),
+    return [silence(1.0), wake, silence(0.8), user, Wait(1.0), synth(tts, TOOL_QUESTION), Wait(3.0),
             wake, silence(0.8), impostor, Wait(1.0)]
 
 
