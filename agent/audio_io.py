@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from agent.errors import AudioError, ErrorCode
 
@@ -28,6 +27,8 @@ def resample(audio: np.ndarray, src_sr: int, dst_sr: int = SAMPLE_RATE) -> np.nd
     """Polyphase resampling (exact for rational ratios)."""
     if src_sr == dst_sr:
         return audio
+    from scipy.signal import resample_poly  # heavy import, only when resampling
+
     g = np.gcd(src_sr, dst_sr)
     return resample_poly(audio, dst_sr // g, src_sr // g).astype(np.float32)
 

@@ -42,9 +42,7 @@ class PerceptionHook:
         self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
         self.mapping: MappingStage | None = None
         if mapping and self.source is not None:  # SLAM beside perception on the same frames (mapping mode only)
-            from tools.vision.detector import load_detector
-
-            self.mapping = MappingStage.for_camera(settings.slam, load_detector(settings))
+            self.mapping = MappingStage.for_camera(settings.slam)  # shares the processor's detector on entry
             self.source = TeeSource(self.source, self.mapping)
         self._previous = ctx.perception
         self._previous_map = ctx.map_query
@@ -59,6 +57,7 @@ class PerceptionHook:
             processor.process_image(self.image_array)
         else:
             if self.mapping is not None:
+                self.mapping.detector = processor.detector  # one ONNX session (thread-safe) for both stages
                 self.mapping.attach(self.ctx).start()
             self.stage = CameraStage(processor, self.source, max_fps=VIDEO_MAX_FPS).start()
             if not processor.state.wait(FIRST_FRAME_TIMEOUT_S):

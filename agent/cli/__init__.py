@@ -29,19 +29,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(suppress: bool = False) -> argparse.ArgumentParser:
+    """Options every command takes. Subcommands get them with SUPPRESS defaults, so
+    ``mmchat --json ask ...`` and ``mmchat ask ... --json`` both work (a subcommand
+    default would otherwise overwrite what was given before it)."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--config", default="config.yaml", help="settings file (default: config.yaml)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    keep = {"default": argparse.SUPPRESS} if suppress else {}
+    p.add_argument("--config", **({"default": "config.yaml"} | keep), help="settings file (default: config.yaml)")
+    p.add_argument("--json", action="store_true", **keep, help="print one JSON object on stdout")
+    p.add_argument("-v", "--verbose", action="store_true", **keep, help="debug logs on stderr")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    common = _common()
-    parser = _Parser(prog="mmchat", parents=[common],
+    common = _common(suppress=True)
+    parser = _Parser(prog="mmchat", parents=[_common()],
                      description="MMChat: a local, offline, hands-free multimodal voice assistant.")
     parser.add_argument("--live", action="store_true", help="use microphone and camera if present")
     parser.set_defaults(handler=None)

@@ -5,15 +5,22 @@ import argparse
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.assistant import Assistant
-from agent.audio_io import load_audio
 from agent.config import Settings
 from agent.map_hook import MapHook, add_arguments as add_map_arguments
 from agent.perception_hook import PerceptionHook, add_arguments, turn_emotion
-from agent.speech_out import BufferSink
 from tools import ToolContext
+
+if TYPE_CHECKING:
+    from agent.assistant import Assistant
+
+
+def _assistant(settings: Settings, ctx: ToolContext | None = None) -> "Assistant":
+    """Models load (and their libraries import) only when a command needs them."""
+    from agent.assistant import Assistant
+
+    return Assistant(settings, tool_context=ctx)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -53,31 +60,35 @@ def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     ctx = ToolContext()
     camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
     mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
-    controller = Assistant(settings, tool_context=ctx).controller  # LLM loads before the camera stage runs
+    controller = _assistant(settings, ctx).controller  # LLM loads before the camera stage runs
     with camera as seen, mapper:
         return {**controller.respond(args.text, turn_emotion(args.emotion, seen)).as_json(), **mapper.report()}
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    text, meta = Assistant(settings).transcribe(args.audio)
+    text, meta = _assistant(settings).transcribe(args.audio)
     return {"text": text, **meta}
 
 
 def say(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from agent.speech_out import BufferSink
+
     sink = BufferSink()
     t0 = time.perf_counter()
-    first = Assistant(settings).speak(args.text, sink)
+    first = _assistant(settings).speak(args.text, sink)
     path = sink.save(args.output)
     return {"path": str(path), "duration_s": round(len(sink.audio) / sink.sample_rate, 3),
             "timings": {"tts_first_audio_s": round(first, 4), "tts_s": round(time.perf_counter() - t0, 4)}}
 
 
 def turn(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from agent.audio_io import load_audio
+
     audio = load_audio(args.audio)
     ctx = ToolContext()
     camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
     mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
-    assistant = Assistant(settings, tool_context=ctx)
+    assistant = _assistant(settings, ctx)
     _ = assistant.asr, assistant.tts, assistant.controller  # load models before the clock starts
     with camera as seen, mapper:
         transcript, result, sink = assistant.spoken_turn(audio, emotion=turn_emotion(args.emotion, seen))
