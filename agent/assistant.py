@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.asr import ASR, WhisperASR
-from agent.audio_io import SAMPLE_RATE, load_audio
+from agent.audio_io import load_audio
 from agent.config import Settings
 from agent.controller import FALLBACK_FAILED, Controller, TurnResult
 from agent.errors import ErrorCode, MMChatError
@@ -107,7 +107,3 @@ class Assistant:
         timings["total_s"] = round(time.perf_counter() - t0, 4)
         result.timings = timings
         return transcript, result, sink
-
-    @staticmethod
-    def audio_seconds(audio: np.ndarray) -> float:
-        return round(len(audio) / SAMPLE_RATE, 3)

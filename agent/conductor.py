@@ -34,8 +34,8 @@ from agent.assistant import SPOKEN_ERRORS
 from agent.controller import FALLBACK_FAILED, TurnResult
 from agent.errors import ErrorCode, MMChatError
 from agent.gate import GateResult
-from agent.pipeline import (END, Busy, BargeIn, GestureHit, Responder, SpeechStarted, Stage, StageResult, Stats,
-                            Tick, Utterance, WakeHit)
+from agent.pipeline import (END, Busy, BargeIn, GestureHit, Responder, SpeechStarted, Stage, StageError, StageResult,
+                            Stats, Tick, Utterance, WakeHit)
 from agent.playback import AudioOut, Playback, PlaybackSink
 from agent.preferences import Preferences
 from agent.session import Session, State
@@ -208,6 +208,8 @@ class Conductor:
             self.on_tick(item.t)
         elif isinstance(item, GestureHit):
             self.on_gesture(item)
+        elif isinstance(item, StageError):  # a stream stage died: END follows, the session finishes its jobs
+            self.s.event(self.now, "error", stage=item.stage, message=item.message)
         elif isinstance(item, StageResult):
             try:
                 self.on_result(item)  # queue any follow-up job first: busy never dips to 0 in between

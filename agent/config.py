@@ -89,7 +89,6 @@ class WakeSettings(FrozenModel):
     phrase: str = "hey jarvis"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     cooldown_s: float = Field(2.0, ge=0.0, le=30.0)  # no second detection within this time
-    buffer_s: float = Field(3.0, ge=1.0, le=30.0)  # audio kept around the wake word
 
 
 class IdentitySettings(FrozenModel):

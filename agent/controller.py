@@ -179,7 +179,7 @@ class Controller:
         return p
 
     # -- public API ------------------------------------------------------------------
-    def route(self, text: str, emotion: str | None = None) -> ToolCall | None:
+    def route(self, text: str) -> ToolCall | None:
         """The tool the controller would call for ``text`` (no tool run, no reply)."""
         call, _ = self._decide(self._check(text), Stopwatch(), None, self.prompts.style("neutral"), None,
                                route_only=True)

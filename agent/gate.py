@@ -15,7 +15,7 @@ import numpy as np
 
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
-from agent.identity.faces import FaceError, read_image, sample_video, video_encodings
+from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
 from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
 from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
@@ -46,7 +46,7 @@ class ImageFace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.frame = np.ascontiguousarray(read_image(path)[:, :, ::-1])
+        self.frame = read_image_bgr(path)
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
         return [self.frame]

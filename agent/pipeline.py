@@ -14,6 +14,7 @@ playback does -- deterministic turn-taking with the real models.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import statistics
@@ -42,8 +43,6 @@ class Stage(str, Enum):
     VERIFY = "verify"
     ASR = "asr"
     CONTROLLER = "controller"
-    TTS = "tts"
-    SINK = "sink"
 
 
 # -- frames and events -------------------------------------------------------------------
@@ -92,6 +91,14 @@ class GestureHit:
     action: str
     mode: str | None
     previous: str
+
+
+@dataclass(frozen=True)
+class StageError:
+    """A stream stage (source, VAD, wake) died; the session logs it and ends with the stream."""
+
+    stage: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -165,15 +172,18 @@ def make_out(settings: Settings, live: bool = False) -> AudioOut | None:
 
 # -- stage threads ---------------------------------------------------------------------------
 class Stats:
-    """Per-stage processing times (seconds), thread-safe."""
+    """Per-stage processing times (seconds), thread-safe; the last ``window`` of each, and a total count."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 10_000) -> None:
         self._lock = threading.Lock()
-        self.values: dict[str, list[float]] = {}
+        self.window = window
+        self.values: dict[str, collections.deque[float]] = {}
+        self.counts: dict[str, int] = {}
 
     def add(self, name: str, seconds: float) -> None:
         with self._lock:
-            self.values.setdefault(name, []).append(seconds)
+            self.values.setdefault(name, collections.deque(maxlen=self.window)).append(seconds)
+            self.counts[name] = self.counts.get(name, 0) + 1
 
     def summary(self) -> dict[str, dict[str, float]]:
         with self._lock:
@@ -181,7 +191,8 @@ class Stats:
             for k, v in self.values.items():
                 v = sorted(v)
                 out[k] = {"median_ms": round(1000 * statistics.median(v), 2),
-                          "p90_ms": round(1000 * v[min(len(v) - 1, int(0.9 * len(v)))], 2), "n": len(v)}
+                          "p90_ms": round(1000 * v[min(len(v) - 1, int(0.9 * len(v)))], 2),
+                          "n": self.counts.get(k, len(v))}
             return out
 
 
@@ -219,26 +230,40 @@ def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, play
         clock.advance(len(pcm))
         out.put(frame)
 
-    n = 0
-    for pcm in source:
-        if stop.is_set():
-            break
-        n = len(pcm)
-        release(pcm)
-    silence = np.zeros(n or 480, np.int16)
-    if throttle:  # a recording: trailing silence closes the last utterance, then wait for the replies
-        for _ in range(int(1.5 * clock.sample_rate) // len(silence)):
-            release(silence)
-        tail_end = clock.now + max_tail_s
-        while not stop.is_set() and (busy or playback.ahead()) and clock.now < tail_end:
-            release(silence)
-    playback.closed.set()
-    out.put(END)
+    try:
+        n = 0
+        for pcm in source:
+            if stop.is_set():
+                break
+            n = len(pcm)
+            release(pcm)
+        silence = np.zeros(n or 480, np.int16)
+        if throttle:  # a recording: trailing silence closes the last utterance, then wait for the replies
+            for _ in range(int(1.5 * clock.sample_rate) // len(silence)):
+                release(silence)
+            tail_end = clock.now + max_tail_s
+            while not stop.is_set() and (busy or playback.ahead()) and clock.now < tail_end:
+                release(silence)
+    except Exception as e:  # the stream ends here; the session logs the error and finishes
+        _put(out, _failed(Stage.SOURCE, e), stop)
+    finally:
+        playback.closed.set()
+        _put(out, END, stop)
 
 
 def vad_stage(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: LastVoiced,
               barge: BargeInDetector, playback: Playback, stats: Stats, stop: threading.Event) -> None:
     """Speech start/end (utterances) and barge-in over our own playback; frames passed on in order."""
+    try:
+        _vad_loop(inp, out, turns, voiced, barge, stats, stop)
+    except Exception as e:  # report, end the stream downstream, keep the source unblocked
+        _put(out, _failed(Stage.VAD, e), stop)
+        _put(out, END, stop)
+        _drain(inp, stop)
+
+
+def _vad_loop(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: LastVoiced,
+              barge: BargeInDetector, stats: Stats, stop: threading.Event) -> None:
     ids = 0
     while not stop.is_set():
         frame = _get(inp, stop)
@@ -250,6 +275,9 @@ def vad_stage(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: L
                 out.put(Utterance(last.start_s, last.time_s, last.audio, ids + 1))
             out.put(END)
             return
+        if not isinstance(frame, AudioFrame):  # e.g. a StageError from the source
+            out.put(frame)
+            continue
         t0 = time.perf_counter()
         event = turns.process(frame.pcm)
         if frame.reference.any() and barge.feed(to_float(frame.pcm), frame.reference, voiced.last):
@@ -266,6 +294,16 @@ def vad_stage(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: L
 def wake_stage(inp: queue.Queue, hub: queue.Queue, wake: WakeDetector, stats: Stats, stop: threading.Event,
                tick_s: float = 0.5) -> None:
     """Wake word over every frame; VAD events forwarded; a Tick every ``tick_s`` of stream time."""
+    try:
+        _wake_loop(inp, hub, wake, stats, stop, tick_s)
+    except Exception as e:  # report, end the stream for the session, keep the VAD stage unblocked
+        hub.put(_failed(Stage.WAKE, e))
+        hub.put(END)
+        _drain(inp, stop)
+
+
+def _wake_loop(inp: queue.Queue, hub: queue.Queue, wake: WakeDetector, stats: Stats, stop: threading.Event,
+               tick_s: float) -> None:
     next_tick = tick_s
     while not stop.is_set():
         item = _get(inp, stop)
@@ -313,6 +351,29 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
         return q.get(timeout=0.1)
     except queue.Empty:
         return None
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
+    """Put ``item``, giving up once ``stop`` is set (the consumer may be gone)."""
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            if stop.is_set():
+                return
+
+
+def _drain(q: queue.Queue, stop: threading.Event) -> None:
+    """Consume and drop items until END or ``stop`` (after a stage failed: the producer must not block)."""
+    while not stop.is_set():
+        if _get(q, stop) is END:
+            return
+
+
+def _failed(stage: Stage, e: BaseException) -> StageError:
+    log.error("%s stage stopped: %s: %s", stage.value, type(e).__name__, e, exc_info=e)
+    return StageError(stage.value, f"{type(e).__name__}: {e}")
 
 
 def start(name: str, target: Callable, *args: Any) -> threading.Thread:

@@ -102,9 +102,6 @@ class Playback:
         with self.clock.cond:
             return any(s < t1 and t0 < e + self.tail_s for s, e in self.intervals if e > s)
 
-    def playing_at(self, t: float) -> bool:
-        return self.overlaps(t, t)
-
 
 class AudioOut(Protocol):
     """Physical output for scheduled chunks (none for recordings)."""

@@ -56,8 +56,12 @@ class Parts:
 
 def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = None, video: str | None = None,
                 face: str | None = None, live: bool = False, realtime: bool = False, assistant: Any = None,
-                gate: Any = None) -> Parts:
-    """Stages from config.yaml: file or mic source, WAV or speaker output, the real models."""
+                gate: Any = None, feed: Any = None) -> Parts:
+    """Stages from config.yaml: file or mic source, WAV or speaker output, the real models.
+
+    ``feed``: the face feed, already opened (``make_face_feed``, so a bad --video/--face fails before any model
+    loads); else made here from ``video``/``face``.
+    """
     from agent.assistant import Assistant
     from agent.gate import IdentityGate, make_face_feed
 
@@ -65,7 +69,7 @@ def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = 
     turns, voiced = make_vad(settings)
     perception = None
     if gate is None:
-        feed = make_face_feed(settings, video, face, live)
+        feed = feed if feed is not None else make_face_feed(settings, video, face, live)
         gate = IdentityGate(settings, feed)
         gate.warm_up()
         face_checks = settings.identity.require_face and not feed.still and feed.kind != "none"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import time
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 
 from agent.audio.sources import FileSource, MicSource
-from agent.audio.vad import TurnDetector, speech_segments
+from agent.audio.vad import TurnDetector, VADEvent
 from agent.audio.wake_eval import level, negative_recordings, piper_phrases, trim
-from agent.audio.wakeword import WakeWordDetector, listen_for_commands
+from agent.audio.wakeword import WakeWordDetector
 from agent.audio_io import SAMPLE_RATE as SR, load_audio, write_wav
 from agent.config import load_settings
 from agent.errors import ConfigError, ErrorCode, MMChatError
@@ -32,6 +33,62 @@ def speech_dir(settings) -> Path:
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SR), np.float32)
+
+
+def speech_segments(audio: np.ndarray, vad) -> list[VADEvent]:  # noqa: ANN001
+    """All ``speech_end`` events (utterances) of the session's turn detector over a recording."""
+    return [e for e in TurnDetector(vad).events(FileSource(audio, frame_ms=vad.frame_ms)) if e.type == "speech_end"]
+
+
+class _Recording(queue.Queue):
+    """The session's verify queue, keeping every job the conductor hands to the speaker check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list = []
+
+    def put(self, item, block=True, timeout=None):  # noqa: ANN001, ANN201
+        self.jobs.append(item)
+        super().put(item, block, timeout)
+
+
+class _RejectGate:
+    def check(self, audio, t):  # noqa: ANN001, ANN201
+        from agent.gate import GateResult
+
+        return GateResult("reject", None, "test", "Sorry, I can't unlock: test.")
+
+    def face_present(self, t: float) -> bool:
+        return True
+
+
+class _QuietTTS:
+    sample_rate = SR
+
+    def synthesize(self, text: str):  # noqa: ANN201
+        yield np.zeros(int(0.2 * SR), np.float32)
+
+
+class _NoASR:
+    def transcribe(self, audio):  # noqa: ANN001, ANN201
+        from agent.asr import Transcript
+
+        return Transcript("", "en", len(audio) / SR)
+
+
+def session_commands(settings, detector, audio: np.ndarray) -> list:  # noqa: ANN001
+    """The command utterances a whole session (source -> VAD -> wake -> conductor) sends to the speaker check."""
+    from agent.pipeline import make_source, make_vad
+    from agent.runner import Parts, SessionRunner
+
+    detector.reset()
+    turns, voiced = make_vad(settings)
+    parts = Parts(source=make_source(settings, audio), turns=turns, voiced=voiced, wake=detector, gate=_RejectGate(),
+                  asr=_NoASR(), controller=None, tts=_QuietTTS(), face_checks=False)
+    runner = SessionRunner(settings, parts)
+    runner.q["gate"] = gate_q = _Recording()
+    runner.run(max_wall_s=60)
+    return [job.utt for job in gate_q.jobs if hasattr(job, "utt")]
 
 
 @pytest.fixture(scope="module")
@@ -86,20 +143,18 @@ def test_composed_recording_one_wake_and_question_kept(settings, detector, compo
     assert w0 < hits[0]["time_s"] <= w1 + 0.5
     assert hits[0]["phrase"] == "hey jarvis" and hits[0]["score"] >= settings.wake.threshold
 
-    detector.reset()
-    commands = list(listen_for_commands(FileSource(composed["audio"]), detector, TurnDetector(settings.vad)))
+    commands = session_commands(settings, detector, composed["audio"])
     assert len(commands) == 1
-    turn = commands[0].turn
+    turn = commands[0]  # cut session.wake_lookback_s before the detection: the question kept whole
     q0, q1 = composed["question"]
-    assert turn.start_s <= q0 and turn.start_s + len(turn.audio) / SR >= q1 - 0.15
+    assert turn.start <= q0 and turn.start + len(turn.audio) / SR >= q1 - 0.15
 
 
 def test_command_reaches_asr(settings, detector, composed):
     from agent.asr import WhisperASR
 
-    detector.reset()
-    command = next(listen_for_commands(FileSource(composed["audio"]), detector, TurnDetector(settings.vad)))
-    text = WhisperASR(settings.asr, settings.models_dir).transcribe(command.turn.audio).text.lower()
+    command = session_commands(settings, detector, composed["audio"])[0]
+    text = WhisperASR(settings.asr, settings.models_dir).transcribe(command.audio).text.lower()
     assert "joy" in text and "living" in text
 
 

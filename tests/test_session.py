@@ -176,8 +176,9 @@ def test_barge_in_cancels_playback_and_trims_the_reply(settings, assistant, wake
     sentences = [f"This is sentence number {w} of a long answer that keeps going." for w in
                  ("one", "two", "three", "four", "five", "six")]
     controller = FakeController(sentences)
-    # The reply starts ~0.7 s after the command ends (VAD end of turn); the user cuts in 2.5 s later.
-    audio = compose(wake_phrase, "spk1_snt4.wav", silence(2.2), "spk2_snt1.wav", silence(6.0))
+    # The reply starts ~0.7 s after the command ends (VAD end of turn); the user cuts in and keeps
+    # talking (two sentences), so the interruption overlaps our playback whatever the thread timing.
+    audio = compose(wake_phrase, "spk1_snt4.wav", silence(1.8), "spk2_snt1.wav", "spk2_snt3.wav", silence(6.0))
     events, _ = run_fake(settings, assistant.tts, audio, FakeASR(["tell me a story", "stop"]), controller,
                          run_dir=tmp_path)
     kinds = types(events)

@@ -138,6 +138,21 @@ def test_cli_map_bad_input(tmp_path, capsys):
     assert rc == 2 and len(err.splitlines()) == 1
 
 
+def test_cli_map_bad_gt_fails_before_slam(smooth_dir, tmp_path, capsys, monkeypatch):
+    import tools.slam.run
+
+    def no_slam(*a, **k):
+        raise AssertionError("SLAM ran before the ground truth was checked")
+
+    monkeypatch.setattr(tools.slam.run, "run_sequence", no_slam)
+    bad = tmp_path / "gt.txt"
+    bad.write_text("not a trajectory\n")
+    rc = main(["map", "--frames", str(smooth_dir), "--intrinsics", str(smooth_dir / "K.yaml"),
+               "--gt", str(bad), "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "gt.txt" in err
+
+
 @pytest.mark.slow
 def test_noisy_blurred_sequence(tmp_path):
     d = write_sequence(tmp_path / "noisy", n=90, noise=6.0, blur=5, seed=1)

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
-from agent.audio.sources import FileSource, to_float, to_int16
+from agent.audio.sources import to_float, to_int16
 from agent.audio_io import SAMPLE_RATE
 from agent.config import VADSettings
 
@@ -159,9 +159,3 @@ class TurnDetector:
         if last is not None:
             yield last
 
-
-def speech_segments(audio: np.ndarray, settings: VADSettings) -> list[VADEvent]:
-    """All ``speech_end`` events (utterances) in a recording."""
-    detector = TurnDetector(settings)
-    source = FileSource(audio, frame_ms=settings.frame_ms)
-    return [e for e in detector.events(source) if e.type == "speech_end"]

@@ -1,20 +1,17 @@
-"""Wake word: openWakeWord (ONNX) over the frame stream, and the command after it.
+"""Wake word: openWakeWord (ONNX) over the frame stream.
 
-The detector keeps a ring buffer of recent frames, so when the phrase is
-detected the audio just before it (and whatever follows in one breath) is still
-available for the command that goes to ASR.
+The command after the phrase is cut from the VAD utterance that holds it (agent/conductor.py keeps
+``session.wake_lookback_s`` before the detection), so the detector itself keeps no audio.
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from agent.audio.sources import frames_of, to_float, to_int16
-from agent.audio.vad import TurnDetector, VADEvent
 from agent.audio_io import SAMPLE_RATE
 from agent.config import WakeSettings
 from agent.errors import ModelMissingError
@@ -56,7 +53,7 @@ def resolve_model(name: str) -> Path:
 
 
 class WakeWordDetector:
-    """openWakeWord with a threshold, a cooldown and a ring buffer of recent audio."""
+    """openWakeWord with a threshold and a cooldown."""
 
     def __init__(self, settings: WakeSettings, sample_rate: int = SAMPLE_RATE) -> None:
         from openwakeword.model import Model
@@ -73,13 +70,10 @@ class WakeWordDetector:
         self.pos = 0  # samples seen
         self._pending = np.zeros(0, np.int16)
         self._last: float | None = None
-        self._ring: collections.deque[np.ndarray] = collections.deque()
-        self._ring_samples = 0
         self.last_score = 0.0
 
     def process(self, frame: np.ndarray) -> Detection | None:
         pcm = to_int16(frame)
-        self._remember(pcm)
         self.pos += len(pcm)
         self._pending = np.concatenate([self._pending, pcm])
         hit = None
@@ -93,21 +87,6 @@ class WakeWordDetector:
                 self._last = t
                 hit = Detection(t, score, self.settings.phrase)
         return hit
-
-    def _remember(self, pcm: np.ndarray) -> None:
-        self._ring.append(pcm)
-        self._ring_samples += len(pcm)
-        while self._ring_samples - len(self._ring[0]) >= self.settings.buffer_s * self.sample_rate:
-            self._ring_samples -= len(self._ring.popleft())
-
-    def recent(self, since_s: float) -> list[np.ndarray]:
-        """Buffered frames that start at or after stream time ``since_s`` (oldest first)."""
-        out, start = [], self.pos - self._ring_samples
-        for f in self._ring:
-            if start >= since_s * self.sample_rate:
-                out.append(f)
-            start += len(f)
-        return out
 
     def scores(self, audio: np.ndarray, pad_s: float = 1.0) -> np.ndarray:
         """Score of every 80 ms chunk of a recording (padded like ``detect``), for sweeps."""
@@ -127,48 +106,3 @@ class WakeWordDetector:
         hits = [d for d in map(self.process, frames_of(stream, self.sample_rate * frame_ms // 1000)) if d]
         return [Detection(round(d.time_s - pad_s, 3), d.score, d.phrase).as_json() for d in hits]
 
-
-@dataclass
-class Command:
-    wake: Detection
-    turn: VADEvent  # the speech_end event: the command audio and its times
-
-
-def listen_for_commands(frames: Iterable[np.ndarray], wake: WakeWordDetector, turns: TurnDetector,
-                        lookback_s: float = 0.3, timeout_s: float = 8.0) -> Iterator[Command]:
-    """Wait for the wake word, then return the next utterance as the command.
-
-    After a detection the turn detector first replays the buffered audio from
-    ``lookback_s`` before the detection (speech that followed the phrase in one
-    breath), then live frames. No speech within ``timeout_s`` goes back to waiting.
-    """
-    frames = iter(frames)
-    for frame in frames:
-        hit = wake.process(frame)
-        if hit is None:
-            continue
-        replay = wake.recent(hit.time_s - lookback_s)
-        start = wake.pos - sum(len(f) for f in replay)
-        turns.reset(start)
-        started = False
-        for f in _chain(replay, frames, wake):
-            event = turns.process(f)
-            started = started or (event is not None and event.type == "speech_start")
-            if event is not None and event.type == "speech_end":
-                yield Command(hit, event)
-                break
-            if not started and (turns.pos - start) > timeout_s * wake.sample_rate:
-                break
-        else:
-            last = turns.flush()
-            if last is not None:
-                yield Command(hit, last)
-            return
-
-
-def _chain(replay: list[np.ndarray], live: Iterator[np.ndarray], wake: WakeWordDetector) -> Iterator[np.ndarray]:
-    """Replayed frames, then live ones (still fed to the wake detector so its buffer stays current)."""
-    yield from replay
-    for frame in live:
-        wake.process(frame)
-        yield frame

@@ -27,11 +27,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def map_sequence(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from agent.cli.speech import run_dir
-    from tools.slam.io import SequenceError, folder_frames, read_intrinsics, video_frames
+    from tools.slam.io import SequenceError, folder_frames, read_intrinsics, read_tum, video_frames
     from tools.slam.run import run_sequence
 
     try:
         K, size = read_intrinsics(args.intrinsics)
+        if args.gt:
+            read_tum(args.gt)  # a bad ground-truth file fails now, not after the whole SLAM run
         frames = video_frames(args.video) if args.video else folder_frames(args.frames)
         run = run_sequence(frames, K, settings.slam, size, args.max_frames)
         out: dict[str, Any] = run.summary()

@@ -24,13 +24,15 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from agent.audio_io import load_audio
     from agent.cli.speech import run_dir
     from agent.demo import format_event
+    from agent.gate import make_face_feed
     from agent.runner import SessionRunner, build_parts
 
-    audio = load_audio(args.audio)  # typed error for a bad file before any model loads
+    audio = load_audio(args.audio)  # typed errors for a bad file or face feed before any model loads
+    feed = make_face_feed(settings, args.video, args.face)
     assistant = Assistant(settings)
     _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
     parts = build_parts(settings, audio=audio, video=args.video, face=args.face, realtime=args.realtime,
-                        assistant=assistant)
+                        assistant=assistant, feed=feed)
     out = run_dir(settings)
     emit = None if args.json else (lambda e: print(format_event(e), file=sys.stderr, flush=True))
     events = SessionRunner(settings, parts, out, emit=emit).run()

@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
-from tools.vision.detector import as_bgr, load_detector
+from tools.vision.camera import FrameProcessor
+from tools.vision.images import load_image
 from tools.vision.scene import describe_scene
-from tools.vision.state import FrameAnalysis, analysis_json
-from tools.vision.tracking import ObjectPipeline, TrackedObject
+from tools.vision.tracking import TrackedObject
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -35,25 +35,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=perceive)
 
 
-# Faces and hands come from tools/vision/face_hands.py; False gives every frame "faces": [], "hands": [].
-FACES_AND_HANDS = True
-
-
-class FrameAnalyser(Protocol):
-    """Per-frame faces and hands (``tools.vision.face_hands.FaceHandsAnalyser`` fits this)."""
-
-    def analyse(self, frame: np.ndarray, t_ms: float | None = None) -> FrameAnalysis: ...
-
-
-def face_hands_analyser(settings: Settings, video: bool) -> FrameAnalyser | None:
-    """The face/hand analyser, or None while the hook is off."""
-    if not FACES_AND_HANDS:
-        return None
-    from tools.vision.face_hands import FaceHandsAnalyser
-
-    return FaceHandsAnalyser(settings, video=video)
-
-
 def _bad(message: str, code: ErrorCode = ErrorCode.IMAGE_INVALID) -> MMChatError:
     return MMChatError(message, code)
 
@@ -65,17 +46,6 @@ def _check_file(path: str) -> Path:
     if p.stat().st_size == 0:
         raise _bad(f"{path}: empty file")
     return p
-
-
-def read_image(path: str) -> np.ndarray:
-    """A BGR image, or a typed error for a missing, empty or undecodable file."""
-    p = _check_file(path)
-    img = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise _bad(f"{path}: not a readable image")
-    if img.dtype != np.uint8:  # 16-bit PNG/TIFF
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
-    return as_bgr(img)
 
 
 def read_video(path: str, max_frames: int | None = None) -> tuple[float, Iterator[tuple[float, np.ndarray]]]:
@@ -108,7 +78,7 @@ def _colour(track_id: int) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def annotate(frame: np.ndarray, objects: list[TrackedObject]) -> np.ndarray:
+def annotate(frame: np.ndarray, objects: Sequence[TrackedObject]) -> np.ndarray:
     """A copy of the frame with boxes, labels, scores and track ids drawn."""
     out = frame.copy()
     for o in objects:
@@ -155,7 +125,7 @@ def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     _positive(args.max_frames, "--max-frames")
     out_path = Path(args.output) if args.output else None
     if args.image:
-        fps, frames = 0.0, iter([(0.0, read_image(args.image))])
+        fps, frames = 0.0, iter([(0.0, load_image(args.image))])
         if out_path and not cv2.haveImageWriter(str(out_path)):
             raise _bad(f"{out_path}: unsupported image output type", ErrorCode.BAD_INPUT)
     else:
@@ -163,21 +133,20 @@ def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     cfg = settings.detector
     if args.every:
         cfg = cfg.model_copy(update={"detect_every": args.every})
-    pipeline = ObjectPipeline.from_settings(load_detector(settings), cfg)
-    analyser = face_hands_analyser(settings, video=bool(args.video))
+        settings = settings.model_copy(update={"detector": cfg})
+    processor = FrameProcessor.from_settings(settings, video=bool(args.video))
     video_out = _VideoOut(out_path, fps) if out_path and args.video else None
     results: list[dict[str, Any]] = []
-    last: tuple[np.ndarray, list[TrackedObject]] | None = None
+    last: tuple[np.ndarray, Sequence[TrackedObject]] | None = None
     t0 = time.perf_counter()
     try:
         for t, frame in frames:
-            step = pipeline.step(frame)
-            extra = analysis_json(analyser.analyse(frame, 1000 * t)) if analyser else {}  # face boxes x1 y1 x2 y2
-            results.append({"t": round(t, 3), "faces": extra.get("faces", []), "hands": extra.get("hands", []),
-                            "objects": [o.as_json() for o in step.objects]})
-            last = (frame, step.objects)
+            snap = processor.process(frame, t=t, live=bool(args.video))  # face boxes x1 y1 x2 y2
+            results.append({"t": round(t, 3), "faces": list(snap.faces), "hands": list(snap.hands),
+                            "objects": [o.as_json() for o in snap.objects]})
+            last = (frame, snap.objects)
             if video_out:
-                video_out.write(annotate(frame, step.objects))
+                video_out.write(annotate(frame, snap.objects))
     finally:
         if video_out:
             video_out.close()

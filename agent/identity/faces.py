@@ -79,20 +79,19 @@ class DlibFaceEncoder:
         return FaceScan([tuple(b) for b in boxes], np.asarray(encs, dtype=np.float64).reshape(-1, 128))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8; FaceError if missing, empty or undecodable."""
-    p = Path(path)
-    if not p.is_file():
-        raise FaceError(f"image file not found: {p}")
-    if p.stat().st_size == 0:
-        raise FaceError(f"image file is empty: {p}")
-    from PIL import Image, UnidentifiedImageError
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """An image file as OpenCV BGR uint8 (the shared loader); FaceError if missing, empty or undecodable."""
+    from tools.vision.images import load_image
 
     try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise FaceError(f"cannot read image {p.name}: not a readable image ({type(e).__name__})") from None
+        return load_image(path)
+    except MMChatError as e:
+        raise FaceError(str(e)) from None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8 (for face_recognition); FaceError if missing, empty or undecodable."""
+    return bgr_to_rgb(read_image_bgr(path))
 
 
 def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:

@@ -17,14 +17,15 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 
 from agent.config import SlamSettings
+from agent.errors import ConfigError
 from tools.base import ToolContext
 from tools.slam.map import Landmark, SlamMap
 from tools.slam.objects import anchor_detection
 from tools.slam.query import SlamMapQuery
 from tools.slam.run import fit_width, slam_for
 from tools.slam.system import FrameResult, MonocularSlam
-from tools.slam.io import read_intrinsics
-from tools.vision.camera import FrameSource, LatestFrame
+from tools.slam.io import SequenceError, read_intrinsics
+from tools.vision.camera import FrameSource, LatestFrame, log_frame_error
 from tools.vision.detector import ObjectDetector, as_bgr
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class MappingStage:
         self.query = SlamMapQuery(lambda: self.map, self.cfg.metres_per_unit)
         self.active = threading.Event()  # live frames are mapped only while set
         self.frames = self.detections = 0
-        self.error: BaseException | None = None
+        self.frame_errors = 0  # live frames that failed (skipped; the worker keeps going)
+        self.error: BaseException | None = None  # what stopped the worker (fatal)
         self._lock = threading.Lock()
         self._tracked = 0
         self._slot = LatestFrame()
@@ -65,7 +67,10 @@ class MappingStage:
         """A stage for a live camera or session video: K from ``settings.intrinsics``, else an
         approximate pinhole from ``live_hfov_deg`` (scaled to the real frame size on the first frame)."""
         if settings.intrinsics:
-            K, size = read_intrinsics(settings.intrinsics)
+            try:
+                K, size = read_intrinsics(settings.intrinsics)
+            except SequenceError as e:
+                raise ConfigError(f"slam.intrinsics: {e}") from None
         else:
             w, h = 640, 480
             f = (w / 2) / np.tan(np.radians(settings.live_hfov_deg) / 2)
@@ -152,8 +157,13 @@ class MappingStage:
 
     def _work(self) -> None:
         def handle(t: float, frame: np.ndarray) -> None:
-            if self.active.is_set():
+            if not self.active.is_set():
+                return
+            try:
                 self.process(frame, t)
+            except Exception as e:  # noqa: BLE001 - one bad frame is skipped, counted in .frame_errors
+                self.frame_errors += 1
+                log_frame_error(log, "mapping", self.frame_errors, e)
 
         try:
             self._slot.serve(self._stop, handle)

@@ -206,6 +206,13 @@ class LatestFrame:
             handle(*item)
 
 
+def log_frame_error(logger: logging.Logger, stage: str, n: int, e: BaseException) -> None:
+    """Log a per-frame failure: the first few with a traceback, then every 100th (a live feed must not flood)."""
+    if n <= 3 or n % 100 == 0:
+        logger.warning("%s stage: frame failed (%d so far): %s: %s", stage, n, type(e).__name__, e,
+                       exc_info=e if n <= 3 else None)
+
+
 class CameraStage:
     """Reader + worker threads feeding a ``FrameProcessor`` from a ``FrameSource`` until stopped."""
 
@@ -214,7 +221,8 @@ class CameraStage:
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
         self.stop_event = threading.Event()
         self.frames_read = self.frames_processed = 0
-        self.error: BaseException | None = None
+        self.frame_errors = 0  # frames the processor failed on (skipped; the stage keeps going)
+        self.error: BaseException | None = None  # what stopped a thread (fatal)
         self._slot = LatestFrame()
         self._threads = [threading.Thread(target=self._read, name="camera-read", daemon=True),
                          threading.Thread(target=self._work, name="camera-work", daemon=True)]
@@ -270,8 +278,12 @@ class CameraStage:
     def _work(self) -> None:
         def handle(t: float, frame: np.ndarray) -> None:
             started = time.monotonic()
-            self.processor.process(frame, t=t)
-            self.frames_processed += 1
+            try:
+                self.processor.process(frame, t=t)
+                self.frames_processed += 1
+            except Exception as e:  # noqa: BLE001 - one bad frame is skipped, counted in .frame_errors
+                self.frame_errors += 1
+                log_frame_error(log, "camera", self.frame_errors, e)
             self.stop_event.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
 
         try:

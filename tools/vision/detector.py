@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from agent.errors import ModelMissingError
+from tools.vision.images import as_bgr as as_bgr  # re-exported (tools/slam/stage.py)
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -54,15 +55,6 @@ class ObjectDetector(Protocol):
     labels: tuple[str, ...]
 
     def detect(self, frame: np.ndarray, min_score: float | None = None) -> list[Detection]: ...
-
-
-def as_bgr(frame: np.ndarray) -> np.ndarray:
-    """Grey or BGRA frames to 3-channel BGR uint8."""
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    return frame
 
 
 class NanoDetONNX:

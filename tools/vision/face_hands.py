@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from agent.config import Settings, VisionSettings
-from agent.errors import ErrorCode, MMChatError
 from tools.vision.emotion import (EMOTIONS, FER_ONNX, EmotionModel, EmotionSmoother, FerEmotion,
                                   LandmarkEmotion, normalise)
 from tools.vision.faces import Box, FaceFinder, FoundFace
 from tools.vision.gestures import GestureDebouncer, GestureRecognizer
+from tools.vision.images import as_bgr as as_bgr, load_image as load_image  # one loader; re-exported
 
 INDEX_TIP = 8
 
@@ -59,36 +58,6 @@ class FrameResult:
     def to_json(self) -> dict[str, Any]:
         return {"faces": [f.to_json() for f in self.faces], "hands": [h.to_json() for h in self.hands],
                 "action": self.action}
-
-
-def as_bgr(frame: Any) -> np.ndarray:
-    """Accept BGR, BGRA or grey uint8 arrays; anything else is an ``image-invalid`` error."""
-    if not isinstance(frame, np.ndarray) or frame.size == 0 or frame.ndim not in (2, 3):
-        raise MMChatError("not an image array", ErrorCode.IMAGE_INVALID)
-    if frame.dtype != np.uint8:
-        if not np.issubdtype(frame.dtype, np.number) or not np.isfinite(frame).all():
-            raise MMChatError(f"unsupported image dtype {frame.dtype}", ErrorCode.IMAGE_INVALID)
-        frame = np.clip(frame * (255.0 if frame.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.shape[2] != 3:
-        raise MMChatError(f"unsupported channel count {frame.shape[2]}", ErrorCode.IMAGE_INVALID)
-    return np.ascontiguousarray(frame)
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as BGR; missing or undecodable files raise ``image-invalid``."""
-    p = Path(path)
-    if not p.is_file():
-        raise MMChatError(f"{p}: image not found", ErrorCode.IMAGE_INVALID)
-    img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise MMChatError(f"{p}: not a readable image", ErrorCode.IMAGE_INVALID)
-    return as_bgr(img)
 
 
 def _points(landmarks: Any, width: int, height: int) -> np.ndarray:
