@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from tools.vision.camera import FrameProcessor
-from tools.vision.images import load_image
+from tools.vision.images import load_image, read_video
 from tools.vision.scene import describe_scene
 from tools.vision.tracking import TrackedObject
 
@@ -37,39 +37,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _bad(message: str, code: ErrorCode = ErrorCode.IMAGE_INVALID) -> MMChatError:
     return MMChatError(message, code)
-
-
-def _check_file(path: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise _bad(f"{path}: file not found")
-    if p.stat().st_size == 0:
-        raise _bad(f"{path}: empty file")
-    return p
-
-
-def read_video(path: str, max_frames: int | None = None) -> tuple[float, Iterator[tuple[float, np.ndarray]]]:
-    """(fps, iterator of (t seconds, BGR frame)); a typed error if no frame can be read."""
-    p = _check_file(path)
-    cap = cv2.VideoCapture(str(p))
-    ok, first = cap.read() if cap.isOpened() else (False, None)
-    if not ok or first is None:
-        cap.release()
-        raise _bad(f"{path}: not a readable video (no frames decoded)")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if 0 < fps < 1000 else 25.0
-
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
-        frame, i = first, 0
-        try:
-            while frame is not None and (max_frames is None or i < max_frames):
-                yield i / fps, frame
-                ok, frame = cap.read()
-                frame, i = (frame if ok else None), i + 1
-        finally:
-            cap.release()
-
-    return fps, frames()
 
 
 def _colour(track_id: int) -> tuple[int, int, int]:

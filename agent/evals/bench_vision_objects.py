@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from agent.config import Settings
-from agent.errors import MMChatError
 from agent.evals.stats import figure
 from tools.vision.detector import load_detector
+from tools.vision.images import read_video
 from tools.vision.tracking import MultiObjectTracker, ObjectPipeline
 
 SIZE = (640, 480)
@@ -21,17 +21,8 @@ N_FRAMES = 60
 
 def video_frames(path: str, n: int, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
     """The first n frames of a video, resized."""
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(f, size, interpolation=cv2.INTER_AREA))
-    cap.release()
-    if not frames:
-        raise MMChatError(f"{path}: no frames")
-    return frames
+    _, frames = read_video(path, n)
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for _, f in frames]
 
 
 def _ms(fn, *args) -> float:

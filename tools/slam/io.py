@@ -9,6 +9,9 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
+from agent.errors import MMChatError
+from tools.vision.images import read_video
+
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff"}
 
 
@@ -44,25 +47,12 @@ def write_intrinsics(path: Path, K: np.ndarray, size: tuple[int, int]) -> None:
 
 
 def video_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
-    """(seconds, BGR) frames of a video file."""
-    if not Path(path).is_file():
-        raise SequenceError(f"{path}: file not found")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SequenceError(f"{path}: not a readable video")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    i = 0
+    """(seconds, BGR) frames of a video file (the shared reader; its errors as SequenceError)."""
     try:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            yield i / fps, img
-            i += 1
-    finally:
-        cap.release()
-    if i == 0:
-        raise SequenceError(f"{path}: no frames")
+        _, frames = read_video(path, default_fps=30.0)
+    except MMChatError as e:
+        raise SequenceError(str(e)) from None
+    yield from frames
 
 
 def folder_frames(path: str | Path, fps: float = 30.0) -> Iterator[tuple[float, np.ndarray]]:

@@ -7,7 +7,7 @@ through ``as_bgr``. Bad input is an ``MMChatError`` with code ``image-invalid``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -43,14 +43,47 @@ def load_image(path: str | Path) -> np.ndarray:
 
     16-bit (and float) images are scaled by their maximum to 0..255.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise _bad(f"{path}: file not found")
-    if p.stat().st_size == 0:
-        raise _bad(f"{path}: empty file")
+    p = _check_file(path)
     img = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise _bad(f"{path}: not a readable image")
     if img.dtype != np.uint8:  # 16-bit PNG/TIFF
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     return as_bgr(img)
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise _bad(f"{path}: file not found")
+    if p.stat().st_size == 0:
+        raise _bad(f"{path}: empty file")
+    return p
+
+
+def read_video(path: str | Path, max_frames: int | None = None,
+               default_fps: float = 25.0) -> tuple[float, Iterator[tuple[float, np.ndarray]]]:
+    """The one video-file reader: (fps, iterator of (t seconds, BGR frame)).
+
+    The first frame is decoded at once, so a bad file is an ``image-invalid``
+    error before any work starts; ``default_fps`` stands in for a missing rate."""
+    p = _check_file(path)
+    cap = cv2.VideoCapture(str(p))
+    ok, first = cap.read() if cap.isOpened() else (False, None)
+    if not ok or first is None:
+        cap.release()
+        raise _bad(f"{path}: not a readable video (no frames decoded)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if 0 < fps < 1000 else default_fps
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        frame, i = first, 0
+        try:
+            while frame is not None and (max_frames is None or i < max_frames):
+                yield i / fps, frame
+                ok, frame = cap.read()
+                frame, i = (frame if ok else None), i + 1
+        finally:
+            cap.release()
+
+    return fps, frames()
