@@ -163,9 +163,12 @@ class SessionSettings(FrozenModel):
     goodbye: list[str] = ["goodbye", "good bye", "bye bye", "see you later", "that's all"]
     lock_modes: list[Literal["conversation", "tracking", "mapping", "privacy", "sleep"]] = ["privacy", "sleep"]
     echo_gain: float = Field(0.3, ge=0.0, le=1.0)  # speaker-to-mic coupling: simulated echo and barge-in
+    echo_delay_ms: int = Field(20, ge=0, le=500)  # speaker-to-mic delay of the simulated echo (recordings)
     barge_in_ratio: float = Field(2.0, ge=1.0, le=20.0)  # mic RMS over the expected echo to count as the user
     barge_in_ms: int = Field(240, ge=30, le=3000)  # voiced, loud-enough audio needed to interrupt
     echo_tail_ms: int = Field(300, ge=0, le=3000)  # after playback, still treated as our own echo
+    aec: Literal["webrtc", "none"] = "webrtc"  # echo canceller on the mic signal (agent/audio/echo.py)
+    aec_delay_ms: int = Field(0, ge=0, le=500)  # speaker-to-mic delay hint (0 for recordings)
 
 
 class SlamSettings(FrozenModel):

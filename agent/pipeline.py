@@ -15,6 +15,7 @@ playback does -- deterministic turn-taking with the real models.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import statistics
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
+from agent.audio.echo import EchoCanceller, RoomEcho, make_echo_canceller
 from agent.audio.sources import AudioSource, FileSource, MicSource, to_float, to_int16
 from agent.audio.vad import DualVAD, FrameClassifier, TurnDetector
 from agent.audio.wakeword import WakeDetector, WakeWordDetector
@@ -38,6 +40,7 @@ END = object()  # end of the audio stream
 
 class Stage(str, Enum):
     SOURCE = "source"
+    AEC = "aec"
     VAD = "vad"
     WAKE = "wake"
     VERIFY = "verify"
@@ -49,7 +52,7 @@ class Stage(str, Enum):
 @dataclass(frozen=True)
 class AudioFrame:
     t: float  # stream time of the first sample
-    pcm: np.ndarray  # int16 mic samples (echo included)
+    pcm: np.ndarray  # int16 mic samples (echo included until the VAD stage cancels it)
     reference: np.ndarray  # what the speaker played meanwhile (float, 16 kHz)
 
 
@@ -161,6 +164,10 @@ def make_vad(settings: Settings) -> tuple[TurnDetector, LastVoiced]:
     return TurnDetector(settings.vad, classifier=voiced), voiced
 
 
+def make_aec(settings: Settings, sample_rate: int) -> EchoCanceller:
+    return make_echo_canceller(settings.session.aec, sample_rate, settings.session.aec_delay_ms)
+
+
 def make_wake(settings: Settings) -> WakeDetector:
     return WakeWordDetector(settings.wake)
 
@@ -213,8 +220,8 @@ class Busy:
 
 
 def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, playback: Playback, busy: Busy,
-                 stop: threading.Event, echo_gain: float, throttle: bool, max_tail_s: float = 300.0) -> None:
-    """Frames from the source, plus our own playback mixed in at ``echo_gain`` (recordings only).
+                 stop: threading.Event, echo: RoomEcho | None, throttle: bool, max_tail_s: float = 300.0) -> None:
+    """Frames from the source, plus the echo of our own playback (``echo``: recordings only).
 
     After the recording ends, silence follows while the assistant is still busy or talking.
     """
@@ -224,8 +231,8 @@ def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, play
                 while busy and not playback.ahead() and not stop.is_set():
                     clock.cond.wait(0.05)
         ref = playback.segment(clock.samples, len(pcm))
-        if echo_gain > 0 and ref.any():
-            pcm = to_int16(to_float(pcm) + echo_gain * ref)
+        if echo is not None:  # every frame: the room's tail outlasts the playback
+            pcm = to_int16(to_float(pcm) + echo(ref))
         frame = AudioFrame(clock.now, pcm, ref)
         clock.advance(len(pcm))
         out.put(frame)
@@ -251,18 +258,21 @@ def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, play
         _put(out, END, stop)
 
 
-def vad_stage(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: LastVoiced,
+def vad_stage(inp: queue.Queue, out: queue.Queue, aec: EchoCanceller, turns: TurnDetector, voiced: LastVoiced,
               barge: BargeInDetector, playback: Playback, stats: Stats, stop: threading.Event) -> None:
-    """Speech start/end (utterances) and barge-in over our own playback; frames passed on in order."""
+    """Echo cancelled, then speech start/end (utterances) and barge-in over our own playback.
+
+    Frames go on in order, echo-cancelled: wake word and ASR hear the user, not our reply.
+    """
     try:
-        _vad_loop(inp, out, turns, voiced, barge, stats, stop)
+        _vad_loop(inp, out, aec, turns, voiced, barge, stats, stop)
     except Exception as e:  # report, end the stream downstream, keep the source unblocked
         _put(out, _failed(Stage.VAD, e), stop)
         _put(out, END, stop)
         _drain(inp, stop)
 
 
-def _vad_loop(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: LastVoiced,
+def _vad_loop(inp: queue.Queue, out: queue.Queue, aec: EchoCanceller, turns: TurnDetector, voiced: LastVoiced,
               barge: BargeInDetector, stats: Stats, stop: threading.Event) -> None:
     ids = 0
     while not stop.is_set():
@@ -279,10 +289,13 @@ def _vad_loop(inp: queue.Queue, out: queue.Queue, turns: TurnDetector, voiced: L
             out.put(frame)
             continue
         t0 = time.perf_counter()
+        frame = dataclasses.replace(frame, pcm=aec.process(frame.pcm, frame.reference))
+        t1 = time.perf_counter()
+        stats.add(Stage.AEC.value, t1 - t0)
         event = turns.process(frame.pcm)
-        if frame.reference.any() and barge.feed(to_float(frame.pcm), frame.reference, voiced.last):
+        if barge.feed(to_float(frame.pcm), frame.reference, voiced.last):
             out.put(BargeIn(frame.t))
-        stats.add(Stage.VAD.value, time.perf_counter() - t0)
+        stats.add(Stage.VAD.value, time.perf_counter() - t1)
         out.put(frame)
         if event is not None and event.type == "speech_start":
             out.put(SpeechStarted(event.time_s))

@@ -8,6 +8,7 @@ speaker-to-mic coupling ``echo_gain`` -- the echo a real room would produce.
 """
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Protocol
 
@@ -167,18 +168,25 @@ class BargeInDetector:
     """User speech over our own playback: VAD-voiced frames clearly louder than the expected echo.
 
     The expected echo of a frame is ``echo_gain`` times the RMS of what we play at
-    that moment; a frame counts when the mic RMS is ``ratio`` times above it (and
-    above a small floor). ``need_ms`` of such frames in a row is a barge-in. Echo
-    alone sits near the expected level, so the assistant cannot interrupt itself.
+    that moment (the runner scales it by what the echo canceller leaves); a frame
+    counts when the mic RMS is ``ratio`` times above it (and above a small floor).
+    ``need_ms`` of such frames within twice that span is a barge-in -- a window, like
+    the start of speech, because the canceller ducks some frames of double talk.
+    Echo alone sits near the expected level, so the assistant cannot interrupt itself.
     """
 
     def __init__(self, echo_gain: float, ratio: float, need_ms: int, frame_ms: int, floor: float = 0.005) -> None:
         self.echo_gain, self.ratio, self.floor = echo_gain, ratio, floor
         self.need = max(1, need_ms // frame_ms)
-        self.run = 0
+        self.window: collections.deque[bool] = collections.deque(maxlen=2 * self.need)
 
     def feed(self, mic: np.ndarray, reference: np.ndarray, voiced: bool) -> bool:
+        if not reference.any():  # we are silent: nothing to interrupt
+            self.window.clear()
+            return False
         expected = self.echo_gain * rms(reference)
-        loud = rms(mic) >= max(self.floor, self.ratio * expected)
-        self.run = self.run + 1 if (voiced and loud) else 0
-        return self.run == self.need
+        self.window.append(voiced and rms(mic) >= max(self.floor, self.ratio * expected))
+        if sum(self.window) >= self.need:
+            self.window.clear()
+            return True
+        return False

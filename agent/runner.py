@@ -18,14 +18,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from agent.audio.echo import EchoCanceller, RoomEcho
 from agent.audio.sources import AudioSource
 from agent.audio.vad import TurnDetector
 from agent.audio.wakeword import WakeDetector
 from agent.conductor import Conductor, FaceJob, Responses
 from agent.config import Settings
 from agent.perception_hook import PerceptionHook, seen_emotion
-from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out, make_source, make_vad,
-                            make_wake, source_stage, start, vad_stage, wake_stage)
+from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_aec,
+                            make_out, make_source, make_vad, make_wake, source_stage, start, vad_stage, wake_stage)
 from agent.playback import AudioOut, BargeInDetector, Playback, StreamClock
 from agent.session import Emit, Session
 from agent.tts import TTS
@@ -47,6 +48,7 @@ class Parts:
     controller: Responder
     tts: TTS
     out: AudioOut | None = None
+    aec: EchoCanceller | None = None  # None: from config.yaml (session.aec)
     echo: bool = True  # mix our playback into the input (recordings only)
     throttle: bool = True  # thinking costs no stream time (fast file mode)
     face_checks: bool = True  # look for the face while unlocked
@@ -119,7 +121,9 @@ class SessionRunner:
         self.busy = Busy(self.clock)
         self.q = {name: queue.Queue(maxsize=queue_size) for name in ("vad", "wake")}
         self.q.update({name: queue.Queue() for name in ("hub", "gate", "asr", "speak")})
-        self.barge = BargeInDetector(cfg.echo_gain, cfg.barge_in_ratio, cfg.barge_in_ms, settings.vad.frame_ms)
+        self.aec = parts.aec or make_aec(settings, parts.source.sample_rate)
+        self.barge = BargeInDetector(cfg.echo_gain * self.aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms,
+                                     settings.vad.frame_ms)
         self.responses = Responses(parts.controller, parts.tts, self.playback, parts.out, run_dir, self.stats)
         if hasattr(parts.source, "attach"):  # scripted sources listen for the assistant
             parts.source.attach(self)
@@ -136,8 +140,9 @@ class SessionRunner:
         t0 = time.perf_counter()
         threads = [
             start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,
-                  self.stop, cfg.echo_gain if p.echo else 0.0, p.throttle),
-            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], p.turns, p.voiced, self.barge, self.playback,
+                  self.stop, RoomEcho(cfg.echo_gain, cfg.echo_delay_ms) if p.echo and cfg.echo_gain > 0 else None,
+                  p.throttle),
+            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], self.aec, p.turns, p.voiced, self.barge, self.playback,
                   self.stats, self.stop),
             start(Stage.WAKE.value, wake_stage, q["wake"], q["hub"], p.wake, self.stats, self.stop),
             start(Stage.VERIFY.value, job_stage, Stage.VERIFY, q["gate"], q["hub"], _check(p.gate), self.stats,

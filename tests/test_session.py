@@ -193,24 +193,45 @@ def test_barge_in_cancels_playback_and_trims_the_reply(settings, assistant, wake
     assert controller.calls[:2] == ["tell me a story", "stop"]  # the interruption became the next turn
 
 
-def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phrase, tmp_path):
-    """Our TTS says the wake word; its echo (session.echo_gain) is mixed into the input."""
+@pytest.mark.parametrize("aec", ["webrtc", "none"])
+def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phrase, tmp_path, aec):
+    """Our TTS says the wake word; its echo (session.echo_gain, a room path) is mixed into the input.
+
+    With the echo canceller the echo never reaches the wake word; without it, gating during our
+    playback is what stops it (the detector fires and the session ignores it).
+    """
+    from agent.audio.echo import RoomEcho
     from agent.audio.wakeword import WakeWordDetector
 
+    s = settings.model_copy(update={"session": settings.session.model_copy(update={"aec": aec})})
     echoing = ["Hey Jarvis.", "You said hey Jarvis, what is the weather?", "Hey Jarvis, hey Jarvis."]
     controller = FakeController(echoing)
     asr = FakeASR(["say the wake word"])
     audio = compose(wake_phrase, "spk1_snt4.wav")
-    events, _ = run_fake(settings, assistant.tts, audio, asr, controller, run_dir=tmp_path)
+    events, _ = run_fake(s, assistant.tts, audio, asr, controller, run_dir=tmp_path)
     assert types(events).count("wake") == 1 and types(events).count("transcript") == 1, events
     assert asr.calls == 1 and len(controller.calls) == 1
     assert "barge_in" not in types(events)
-    # Control: the same echo, not gated, does wake the detector -- the gate is what stops it.
+    # Control: the same echo, neither cancelled nor gated, does wake the detector.
     reply = next(e for e in events if e["type"] == "reply")
-    echo = settings.session.echo_gain * load_audio(reply["audio"])
-    raw = WakeWordDetector(settings.wake).detect(echo)
+    echo = RoomEcho(s.session.echo_gain, s.session.echo_delay_ms).apply(load_audio(reply["audio"]))
+    assert len(WakeWordDetector(s.wake).detect(echo)) >= 1
     ignored = [e for e in events if e["type"] == "ignored" and e["what"] == "wake"]
-    assert len(raw) >= 1 and len(ignored) >= 1, (raw, events)
+    assert (len(ignored) == 0) if aec == "webrtc" else (len(ignored) >= 1), events
+
+
+def test_echo_canceller_removes_our_voice_and_keeps_the_user(settings, assistant):
+    """WebRTC AEC3 on a room echo of our reply, a real user talking over its second half."""
+    from agent.audio.wake_eval import level
+    from agent.audio.wakeword import WakeWordDetector
+    from agent.evals.bench_echo import REPLY, cancel
+
+    run = cancel(synth(assistant.tts, REPLY), level(load_audio(SPEECH / "spk2_snt1.wav")), settings)
+    assert run.erle_db >= 20.0, run.erle_db
+    assert run.user_loss_db <= 6.0, run.user_loss_db
+    assert run.barge_in and not run.false_barge_in
+    wake = WakeWordDetector(settings.wake)
+    assert wake.detect(run.mic[:run.split]) and not wake.detect(run.out[:run.split])  # "Hey Jarvis" in our reply
 
 
 # -- the state machine with fakes ----------------------------------------------------------------

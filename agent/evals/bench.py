@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 GROUPS: dict[str, str] = {
     "speech": "agent.evals.bench_speech:bench_speech",
+    "echo": "agent.evals.bench_echo:bench_echo",
     "objects": "agent.evals.bench_vision_objects:bench_objects",
     "vision_face": "agent.evals.bench_vision_face:bench_face_hands",
     "slam": "agent.evals.bench_slam:bench_slam",

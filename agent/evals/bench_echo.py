@@ -1,0 +1,85 @@
+"""Echo cancellation on our own voice: how much echo is removed, what is left of the user, barge-in.
+
+Our Piper reply goes through a simulated room (``RoomEcho``: session.echo_gain,
+echo_delay_ms) into the mic; a real recording of a user (../shared/testdata/speech)
+talks over the second half. Figures: echo return loss enhancement on echo-only audio
+(after our first half second), the user's loss during double talk, whether the
+barge-in detector fires during double talk and never on echo alone, and the cost.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.audio.echo import RoomEcho, WebRtcEchoCanceller, erle_db
+from agent.audio.sources import frames_of, to_float, to_int16
+from agent.config import Settings
+from agent.evals.stats import figure
+
+REPLY = ("Hey Jarvis. Hey Jarvis. That is my wake word, and I should never wake myself up. "
+         "Here is a longer answer, so that you can hear how it sounds while you talk over it.")
+FRAME = 480  # 30 ms, as in the session
+
+
+@dataclass
+class EchoRun:
+    erle_db: float  # echo removed on echo-only audio
+    user_loss_db: float  # the user's speech lost during double talk
+    barge_in: bool  # the detector fired during double talk
+    false_barge_in: bool  # ... or on echo alone
+    ms_per_frame: float
+    mic: np.ndarray
+    out: np.ndarray
+    split: int  # where the user starts
+
+
+def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: float = 1.0) -> EchoRun:
+    """Reply (+ room echo) with the user over its second half, through AEC3 and the barge-in detector."""
+    from agent.pipeline import make_vad
+    from agent.playback import BargeInDetector
+
+    cfg = settings.session
+    lead = int(16000 * lead_s)  # the stream runs before we speak, as in a session
+    n, at = lead + len(reply) + 16000, lead + len(reply) // 2
+    ref, near = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    ref[lead:lead + len(reply)] = reply
+    near[at:at + len(user)] = user[:n - at]
+    echo = RoomEcho(cfg.echo_gain, cfg.echo_delay_ms).apply(ref)
+    mic = echo + near
+    aec, (turns, voiced) = WebRtcEchoCanceller(), make_vad(settings)
+    barge = BargeInDetector(cfg.echo_gain * aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms, settings.vad.frame_ms)
+    out, fired, cost = [], [], 0.0
+    for i, m in enumerate(frames_of(mic, FRAME)):
+        r = np.pad(ref[i * FRAME:(i + 1) * FRAME], (0, max(0, (i + 1) * FRAME - n)))
+        t0 = time.perf_counter()
+        clean = aec.process(to_int16(m), r)
+        cost += time.perf_counter() - t0
+        out.append(to_float(clean))
+        turns.process(clean)  # as the VAD stage: turn state sets the voicing hysteresis
+        if barge.feed(out[-1], r, voiced.last):
+            fired.append(i * FRAME)
+    out_a = np.concatenate(out)[:n]
+    alone, talk = slice(lead + 8000, at), slice(at, min(n, at + len(user)))
+    return EchoRun(erle_db(echo[alone], out_a[alone]), erle_db(near[talk], out_a[talk]),
+                   any(at <= f < at + len(user) for f in fired), any(f < at for f in fired),
+                   1000 * cost / max(1, len(out)), mic, out_a, at)
+
+
+def bench_echo(settings: Settings, repeat: int) -> dict:
+    from agent.assistant import Assistant
+    from agent.audio.wake_eval import level
+    from agent.audio_io import load_audio
+    from agent.demo import synth
+
+    reply = synth(Assistant(settings).tts, REPLY)
+    users = sorted((settings.testdata_dir / "speech").glob("*.wav"))[: max(2, 2 * repeat)]
+    runs = [cancel(reply, level(load_audio(u)), settings) for u in users]
+    return {
+        "aec_erle": figure([r.erle_db for r in runs], "dB"),
+        "aec_user_loss": figure([r.user_loss_db for r in runs], "dB"),
+        "aec_barge_in_detected": figure([float(r.barge_in) for r in runs], "share"),
+        "aec_false_barge_in": figure([float(r.false_barge_in) for r in runs], "share"),
+        "aec_frame": figure([r.ms_per_frame for r in runs], "ms", frame_ms=30),
+    }
