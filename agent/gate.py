@@ -74,32 +74,33 @@ class VideoFace:
 
 
 class CameraFace:
-    """The default camera (OpenCV); grabs ``n`` frames now."""
+    """The live camera (a device, a stream URL, or a video file played as one), shared with the camera stage.
+
+    One reader: the camera stage reads the device through ``source`` (a TeeSource) and every frame is
+    also kept in ``recent``; the gate samples the last seconds from there (stream time is wall time live).
+    """
 
     kind, still = "camera", False
 
-    def __init__(self, index: int = 0) -> None:
-        import cv2
+    def __init__(self, spec: str | int = 0, keep_s: float = 4.0) -> None:
+        from tools.vision.camera import RecentFrames, TeeSource, open_source
 
-        self.cap = cv2.VideoCapture(index)
-        if not self.cap.isOpened():
-            raise MMChatError("no camera found; use --video FILE", ErrorCode.DEVICE)
+        self.spec = spec
+        self.recent = RecentFrames(keep_s)
+        self.source = TeeSource(open_source(spec), self.recent.add)  # DEVICE / IMAGE_INVALID errors now
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
-        out = []
-        for _ in range(n):
-            ok, frame = self.cap.read()
-            if ok:
-                out.append(frame)
-        return out
+        return self.recent.window(window_s, n)
 
 
 def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
-                   live: bool = False) -> FaceFeed:
-    """--video, else --face, else the camera when live, else ``session.face_fallback``, else none."""
+                   live: bool = False, camera: str | None = None) -> FaceFeed:
+    """--video, else --face, else --camera (or ``session.camera`` when live), else ``session.face_fallback``,
+    else none."""
     path = video or face
-    if path is None and live:
-        return CameraFace()
+    if path is None and (camera is not None or live):
+        return CameraFace(camera if camera is not None else settings.session.camera,
+                          keep_s=settings.session.face_window_s + 1.0)
     if path is None and settings.session.face_fallback:
         fallback = settings.path(settings.session.face_fallback)
         path = str(fallback) if fallback.is_file() else None

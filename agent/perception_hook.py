@@ -6,8 +6,8 @@ import argparse
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from tools.base import ToolContext
-from tools.slam.stage import MappingStage, TeeSource
-from tools.vision.camera import CameraStage, FrameProcessor, open_source
+from tools.slam.stage import MappingStage
+from tools.vision.camera import CameraStage, FrameProcessor, FrameSource, TeeSource, open_source
 from tools.vision.face_hands import load_image
 from tools.vision.gesture_modes import GestureModeSwitch
 from tools.vision.state import DEFAULT_MAX_AGE_S, PerceptionService
@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class PerceptionHook:
     """Set ``ctx.perception`` from an image (analysed once, on entry) or a video (camera stage running).
 
-    Inputs are checked on construction, before any model loads, so a bad path fails fast.
+    Inputs are checked on construction, before any model loads, so a bad path fails fast. ``source``: an
+    already open camera (e.g. the live one the face gate shares); the stage closes it on exit.
     ``with PerceptionHook(...) as service`` yields the service, or None when neither input is given (``ctx`` is left alone).
     ``gestures=True`` adds a ``GestureModeSwitch`` (``self.gestures``) that sets ``ctx``'s mode from held
     hand gestures on the stream; ``loop=False`` lets a video end (the state then goes stale).
@@ -34,16 +35,16 @@ class PerceptionHook:
 
     def __init__(self, settings: Settings, ctx: ToolContext, image: str | None = None, video: str | None = None,
                  max_age_s: float = DEFAULT_MAX_AGE_S, loop: bool = True, gestures: bool = False,
-                 mapping: bool = False) -> None:
+                 mapping: bool = False, source: FrameSource | None = None) -> None:
         self.settings, self.ctx, self.image, self.max_age_s = settings, ctx, image, max_age_s
         self.image_array = load_image(image) if image else None
-        self.source = open_source(video, loop=loop) if video else None
+        self.source = source if source is not None else open_source(video, loop=loop) if video else None
         self.stage: CameraStage | None = None
         self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
         self.mapping: MappingStage | None = None
         if mapping and self.source is not None:  # SLAM beside perception on the same frames (mapping mode only)
             self.mapping = MappingStage.for_camera(settings.slam)  # shares the processor's detector on entry
-            self.source = TeeSource(self.source, self.mapping)
+            self.source = TeeSource(self.source, self.mapping.offer)
         self._previous = ctx.perception
         self._previous_map = ctx.map_query
 

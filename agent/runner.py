@@ -58,7 +58,7 @@ class Parts:
 
 def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = None, video: str | None = None,
                 face: str | None = None, live: bool = False, realtime: bool = False, assistant: Any = None,
-                gate: Any = None, feed: Any = None) -> Parts:
+                gate: Any = None, feed: Any = None, camera: str | None = None) -> Parts:
     """Stages from config.yaml: file or mic source, WAV or speaker output, the real models.
 
     ``feed``: the face feed, already opened (``make_face_feed``, so a bad --video/--face fails before any model
@@ -71,7 +71,8 @@ def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = 
     turns, voiced = make_vad(settings)
     perception = None
     if gate is None:
-        feed = feed if feed is not None else make_face_feed(settings, video, face, live)
+        feed = feed if feed is not None else make_face_feed(settings, video, face, live, camera)
+        realtime = realtime or feed.kind == "camera"  # a camera runs on the wall clock: so must the audio
         gate = IdentityGate(settings, feed)
         gate.warm_up()
         face_checks = settings.identity.require_face and not feed.still and feed.kind != "none"
@@ -85,10 +86,13 @@ def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = 
 
 
 def session_perception(settings: Settings, feed: Any, ctx: ToolContext) -> PerceptionHook | None:
-    """A camera stage with gesture modes on the face feed's file (a video plays once), else None."""
+    """A camera stage with gesture modes (and mapping) on the face feed: the live camera it shares with
+    the gate, or its file (a video plays once); None without a feed."""
+    if feed.kind == "camera":
+        return PerceptionHook(settings, ctx, source=feed.source, gestures=True, mapping=True)
     path = getattr(feed, "path", None)
     if path is None:
-        return None  # the live camera is not shared between the gate and the camera stage yet
+        return None
     still = feed.kind == "image"
     return PerceptionHook(settings, ctx, image=str(path) if still else None, video=None if still else str(path),
                           loop=False, gestures=True, mapping=not still)

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--video", default=None, help="camera recording, in sync with the audio (face check, liveness)")
     g.add_argument("--face", default=None, help="a still photo as the face in view (no liveness: see "
                                                 "session.allow_still_face)")
+    g.add_argument("--camera", default=None, help="a live camera for the gate and the camera stage: device index, "
+                                                  "stream URL, or a video file played as a camera (implies --realtime)")
     p.add_argument("--realtime", action="store_true", help="pace the recording like a live microphone")
     p.set_defaults(handler=run)
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from agent.runner import SessionRunner, build_parts
 
     audio = load_audio(args.audio)  # typed errors for a bad file or face feed before any model loads
-    feed = make_face_feed(settings, args.video, args.face)
+    feed = make_face_feed(settings, args.video, args.face, camera=args.camera)
     assistant = Assistant(settings)
     _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
     parts = build_parts(settings, audio=audio, video=args.video, face=args.face, realtime=args.realtime,

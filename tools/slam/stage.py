@@ -5,7 +5,7 @@ object detector on that same frame and anchors each box to the map (:func:`ancho
 ``run`` maps a whole sequence synchronously; ``start``/``offer`` run it live on a worker thread
 that takes the newest offered frame at its own pace and only while the mode is ``mapping``
 (``attach`` registers the mode listener and exposes :attr:`query` as ``ToolContext.map_query``).
-``TeeSource`` lets one camera feed both the perception stage and the mapping stage.
+``tools.vision.camera.TeeSource`` lets one camera feed both the perception stage and this one.
 """
 from __future__ import annotations
 
@@ -170,20 +170,3 @@ class MappingStage:
         except Exception as e:  # noqa: BLE001 - reported through .error
             self.error = e
             log.warning("mapping stage stopped: %s", e)
-
-
-class TeeSource:
-    """A :class:`FrameSource` that also offers every frame it reads to a mapping stage."""
-
-    def __init__(self, source: FrameSource, stage: MappingStage) -> None:
-        self.source, self.stage = source, stage
-        self.fps = source.fps
-
-    def read(self) -> np.ndarray | None:
-        frame = self.source.read()
-        if frame is not None:
-            self.stage.offer(time.monotonic(), frame)
-        return frame
-
-    def close(self) -> None:
-        self.source.close()

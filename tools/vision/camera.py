@@ -8,6 +8,7 @@ the newest frame at its own pace (objects + tracking, faces + emotion, hands
 """
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -147,13 +148,21 @@ class StillSource:
 
 
 def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
-    """A device index (0, "0"), an image file (repeated) or a video file; typed errors when unusable."""
-    if isinstance(spec, int) or str(spec).isdigit():
-        index = int(spec)
-        cap = cv2.VideoCapture(index)
-        if not cap.isOpened() or not cap.grab():
+    """A device index (0, "0"), a stream URL (rtsp://, http://: a robot's or drone's camera), an image
+    file (repeated) or a video file; typed errors when unusable."""
+    if isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec):
+        device = int(spec) if str(spec).isdigit() else str(spec)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # reported below, in one line
+        try:
+            cap = cv2.VideoCapture(device)
+            ok = cap.isOpened() and cap.grab()
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not ok:
             cap.release()
-            raise MMChatError(f"no camera at device index {index}", ErrorCode.DEVICE)
+            raise MMChatError(f"no camera at {'device index ' if isinstance(device, int) else ''}{device}",
+                              ErrorCode.DEVICE)
         return CaptureSource(cap, None)
     path = Path(spec)
     if not path.is_file() or path.stat().st_size == 0:
@@ -167,6 +176,50 @@ def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
     fps = cap.get(cv2.CAP_PROP_FPS)
     return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop)
+
+
+class TeeSource:
+    """A :class:`FrameSource` that also offers every frame it reads to ``sinks(t, frame)`` (monotonic t):
+    one camera reader, several consumers (mapping, the face gate)."""
+
+    def __init__(self, source: FrameSource, *sinks: Callable[[float, np.ndarray], object]) -> None:
+        self.source, self.sinks = source, sinks
+        self.fps = source.fps
+
+    def read(self) -> np.ndarray | None:
+        frame = self.source.read()
+        if frame is not None:
+            t = time.monotonic()
+            for sink in self.sinks:
+                sink(t, frame)
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class RecentFrames:
+    """The camera's last ``keep_s`` seconds (at most ``max_frames``), for readers beside the camera stage."""
+
+    def __init__(self, keep_s: float = 4.0, max_frames: int = 150) -> None:
+        self.keep_s = keep_s
+        self._frames: collections.deque[tuple[float, np.ndarray]] = collections.deque(maxlen=max_frames)
+        self._lock = threading.Lock()
+
+    def add(self, t: float, frame: np.ndarray) -> None:
+        with self._lock:
+            self._frames.append((t, frame))
+            while self._frames and self._frames[0][0] < t - self.keep_s:
+                self._frames.popleft()
+
+    def window(self, window_s: float, n: int, now: float | None = None) -> list[np.ndarray]:
+        """Up to ``n`` frames spread evenly over the last ``window_s`` seconds (empty: nothing in view)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [f for t, f in self._frames if now - window_s <= t <= now]
+        if len(recent) <= n:
+            return recent
+        return [recent[int(i)] for i in np.linspace(0, len(recent) - 1, n)]
 
 
 class LatestFrame:
