@@ -88,6 +88,19 @@ def test_sentence_splitter_streams_complete_sentences():
     assert got == ["Hello there.", "Dr. Smith is here!", "It costs 3.5 euros.", "And"]
 
 
+def test_first_clause_is_spoken_early_and_not_counted_as_a_sentence():
+    from agent.sentences import ends_sentence
+
+    s = SentenceSplitter(first_words=5)
+    got = []
+    for piece in ["Sure, I can", " see four people on the left,", " a ball in", " the centre, and a cup. Want more", "?"]:
+        got += s.feed(piece)
+    got += s.flush()
+    # "Sure," is too short to stand alone; only the first piece may end at a clause
+    assert got == ["Sure, I can see four people on the left,", "a ball in the centre, and a cup.", "Want more?"]
+    assert [ends_sentence(g) for g in got] == [False, True, True]
+
+
 # -- controller flow with a scripted model (plumbing only; real-model tests elsewhere) ----------
 def _controller(*replies: str, ctx: ToolContext | None = None) -> Controller:
     llm = GenericFakeChatModel(messages=iter(replies))
