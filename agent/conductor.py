@@ -58,6 +58,14 @@ class FaceJob:
 
 
 @dataclass(frozen=True)
+class VoiceJob:
+    """A later turn while unlocked: does the speaker still match the unlocked user?"""
+
+    utt: Utterance
+    user: str
+
+
+@dataclass(frozen=True)
 class SpeakJob:
     kind: str  # reply (controller) | refusal | goodbye | notice (fixed text, no controller)
     text: str
@@ -156,12 +164,13 @@ class Conductor:
     def __init__(self, session: Session, hub: queue.Queue, playback: Playback, busy: Busy, gate_q: queue.Queue,
                  asr_q: queue.Queue, speak_q: queue.Queue, responses: Responses, face_checks: bool,
                  lookback_s: float, min_command_s: float, face_check_s: float, stop: threading.Event,
-                 emotion_of: Callable[[], str | None] | None = None) -> None:
+                 emotion_of: Callable[[], str | None] | None = None, reverify_min_s: float | None = None) -> None:
         self.s, self.hub, self.playback, self.busy = session, hub, playback, busy
         self.gate_q, self.asr_q, self.speak_q, self.responses = gate_q, asr_q, speak_q, responses
         self.face_checks, self.face_check_s = face_checks, face_check_s
         self.lookback_s, self.min_command_s = lookback_s, min_command_s
         self.stop, self.emotion_of = stop, emotion_of
+        self.reverify_min_s = reverify_min_s  # None: later turns are not voice-checked
         self.wake_t = 0.0
         self.barge_t: float | None = None
         self.pending: dict[int, dict[str, Any]] = {}  # utterance id -> {verify, transcript, heard_at}
@@ -242,8 +251,13 @@ class Conductor:
             self.asr_q.put(u)
         elif self.s.active:
             self.s.heard(u.end)
-            self.pending[u.id] = {"heard_at": time.perf_counter(), "verify": "accept"}
-            self.busy.add()
+            self.pending[u.id] = {"heard_at": time.perf_counter()}
+            if self.reverify_min_s is not None and u.end - u.start >= self.reverify_min_s and self.s.user:
+                self.busy.add(2)
+                self.gate_q.put(VoiceJob(u, self.s.user))  # checked beside ASR: no added latency
+            else:
+                self.pending[u.id]["verify"] = "accept"
+                self.busy.add()
             self.asr_q.put(u)
 
     def on_tick(self, t: float) -> None:
@@ -265,7 +279,9 @@ class Conductor:
             if r.error is None:
                 self.s.face_seen(r.job.t, bool(r.value))
             return
-        if r.stage is Stage.VERIFY:
+        if r.stage is Stage.VERIFY and isinstance(r.job, VoiceJob):
+            self.on_voice(r)
+        elif r.stage is Stage.VERIFY:
             self.on_verified(r)
         elif r.stage is Stage.ASR:
             p = self.pending.setdefault(r.job.id, {"heard_at": time.perf_counter()})
@@ -287,6 +303,17 @@ class Conductor:
             self.greeting = self.prefs.greeting()
         else:
             self.say("refusal", res.spoken, p["heard_at"])
+        self.try_turn(u.id)
+
+    def on_voice(self, r: StageResult) -> None:
+        """A later turn's voice check: another voice is ignored (the session stays unlocked)."""
+        u: Utterance = r.job.utt
+        ok, score = r.value if r.error is None else (False, None)
+        p = self.pending.setdefault(u.id, {"heard_at": time.perf_counter()})
+        p["verify"] = "accept" if ok else "reject"
+        if not ok:
+            why = r.error or f"not {r.job.user}'s voice (score {score if score is None else round(score, 3)})"
+            self.s.event(u.end, "ignored", what="speech", reason=why, seconds=round(u.end - u.start, 2))
         self.try_turn(u.id)
 
     def try_turn(self, uid: int) -> None:

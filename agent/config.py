@@ -161,6 +161,8 @@ class SessionSettings(FrozenModel):
     wake_lookback_s: float = Field(0.3, ge=0.0, le=2.0)  # command audio kept from before the detection
     min_command_s: float = Field(0.5, ge=0.1, le=5.0)  # shorter leftovers after the wake word are ignored
     idle_timeout_s: float = Field(30.0, gt=0.0, le=3600.0)  # no speech this long: lock
+    reverify_voice: bool = False  # while unlocked, answer only the unlocked user's voice ...
+    reverify_min_s: float = Field(1.5, ge=0.5, le=10.0)  # ... judged on utterances this long (shorter pass)
     goodbye: list[str] = ["goodbye", "good bye", "bye bye", "see you later", "that's all"]
     lock_modes: list[Literal["conversation", "tracking", "mapping", "privacy", "sleep"]] = ["privacy", "sleep"]
     echo_gain: float = Field(0.3, ge=0.0, le=1.0)  # speaker-to-mic coupling: simulated echo and barge-in

@@ -144,6 +144,14 @@ class IdentityGate:
         frames = self.feed.frames(t, 0.5, 1)
         return any(self.checker.faces.scan(np.ascontiguousarray(f[:, :, ::-1])).boxes for f in frames)
 
+    def same_voice(self, audio: np.ndarray, user: str) -> tuple[bool, float | None]:
+        """A later turn: does this speech match ``user``'s voiceprint? (accepts, score)."""
+        profile = next((p for p in self.checker.store.load_all() if p.name == user), None)
+        if profile is None:
+            return False, None
+        m = best_voice(self.checker.voice_embedding(audio), [profile], self.cfg.voice_threshold)
+        return m.ok, m.value
+
     def check(self, audio: np.ndarray, t: float) -> GateResult:
         """The decision for the command audio at stream time ``t``; an accept carries the user's prefs."""
         profiles = self.checker.store.load_all()

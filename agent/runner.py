@@ -22,7 +22,7 @@ from agent.audio.echo import EchoCanceller, RoomEcho
 from agent.audio.sources import AudioSource
 from agent.audio.vad import TurnDetector
 from agent.audio.wakeword import WakeDetector
-from agent.conductor import Conductor, FaceJob, Responses
+from agent.conductor import Conductor, FaceJob, Responses, VoiceJob
 from agent.config import Settings
 from agent.perception_hook import PerceptionHook, seen_emotion
 from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_aec,
@@ -106,6 +106,8 @@ def _check(gate: SpeakerCheck) -> Callable[[Any], Any]:
     def run(job: Any) -> Any:
         if isinstance(job, FaceJob):
             return gate.face_present(job.t)
+        if isinstance(job, VoiceJob):
+            return gate.same_voice(job.utt.audio, job.user)
         return gate.check(job.utt.audio, job.utt.end)
     return run
 
@@ -140,7 +142,8 @@ class SessionRunner:
         p.tool_context.listeners.append(listener)
         conductor = Conductor(self.session, q["hub"], self.playback, self.busy, q["gate"], q["asr"], q["speak"],
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
-                              cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context))
+                              cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context),
+                              reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None)
         t0 = time.perf_counter()
         threads = [
             start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,

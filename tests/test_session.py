@@ -171,6 +171,20 @@ def test_still_photo_is_refused_unless_allowed(settings, gate):
     assert gate.check(voice, 3.0).decision == "accept"
 
 
+def test_later_turns_from_another_voice_are_ignored_when_reverifying(settings, assistant, gate, wake_phrase,
+                                                                     tmp_path):
+    """session.reverify_voice: once unlocked by spk1, spk2's question is ignored and spk1's answered."""
+    s = settings.model_copy(update={"session": settings.session.model_copy(update={"reverify_voice": True})})
+    controller = FakeController(["Sure."])
+    audio = compose(wake_phrase, "spk1_snt4.wav", silence(5.0), "spk2_snt1.wav", silence(3.0), "spk1_snt3.wav")
+    events, _ = run_fake(s, assistant.tts, audio, FakeASR(["first", "second", "third"]), controller, gate=gate,
+                         run_dir=tmp_path)
+    ignored = [e for e in events if e["type"] == "ignored" and e["what"] == "speech"]
+    assert len(ignored) == 1 and "not demo's voice" in ignored[0]["reason"], events
+    assert controller.calls == ["first", "third"], events  # spk2's turn ("second") never reached the controller
+    assert [e["reason"] for e in events if e["type"] == "lock"] == ["end of session"]  # stayed unlocked
+
+
 # -- turn-taking ------------------------------------------------------------------------------------
 def test_barge_in_cancels_playback_and_trims_the_reply(settings, assistant, wake_phrase, tmp_path):
     sentences = [f"This is sentence number {w} of a long answer that keeps going." for w in
