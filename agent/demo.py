@@ -88,6 +88,9 @@ def ensure_demo_profile(settings: Settings, run: Path) -> Settings:
     settings = settings.model_copy(update={"paths": settings.paths.model_copy(
         update={"profiles": str(run / "profiles")})})
     data = settings.testdata_dir
+    if not (data / "faces" / "enroll" / "obama").is_dir() or not (data / "speech").is_dir():
+        raise MMChatError(f"demo recordings not found in {data} (paths.testdata in the config; relative paths "
+                          "are taken from the config file's folder)", ErrorCode.AUDIO_MISSING)
     faces = sorted((data / "faces" / "enroll" / "obama").iterdir())
     voices = [data / "speech" / f"spk1_snt{i}.wav" for i in (1, 2, 3)]
     profile = IdentityChecker(settings).enroll(DEMO_USER, voices, faces)
