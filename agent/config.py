@@ -153,7 +153,7 @@ class SessionSettings(FrozenModel):
     sink: Literal["wav", "speaker"] = "wav"  # reply audio: WAV files under runs/ or the loudspeaker
     allow_still_face: bool = False  # a still photo may pass the face check (it cannot show liveness)
     face_fallback: str | None = None  # face image/video of the demo user, used when no --video is given
-    camera: str = "0"  # --live camera: device index, stream URL, or a video file played as a camera
+    camera: str | int = 0  # --live camera: device index, stream URL, or a video file played as a camera
     face_window_s: float = Field(3.0, gt=0.0, le=30.0)  # video before the command examined by the gate
     face_check_s: float = Field(2.0, ge=0.5, le=60.0)  # while unlocked, how often the face is looked for
     face_gone_checks: int = Field(2, ge=1, le=20)  # consecutive misses that lock the session

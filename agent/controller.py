@@ -23,7 +23,7 @@ from agent.config import ControllerSettings
 from agent.errors import ErrorCode, LLMError, MMChatError
 from agent.prompts import PromptBook, Style
 from agent.router import IntentScorer, RouterPolicy, arbitrate, direct_call
-from agent.sentences import SentenceSplitter, ends_sentence
+from agent.sentences import SentenceSplitter
 from agent.timing import Stopwatch
 from agent.toolcall import ToolCall, ToolCallError, looks_like_call, parse_tool_call
 
@@ -60,10 +60,6 @@ class _Pass:
     kind: str = ""  # "text" | "call" | "" (nothing)
     raw: str = ""
     spoken: list[str] = field(default_factory=list)  # pieces handed to speech (sentences or a first clause)
-
-    @property
-    def sentences(self) -> int:
-        return sum(bool(ends_sentence(x)) for x in self.spoken)
 
 
 class Controller:
@@ -148,13 +144,13 @@ class Controller:
 
         def speak(sentences: list[str]) -> bool:
             for s in sentences:
-                if p.sentences >= max_sentences:
+                if len(p.spoken) - splitter.early >= max_sentences:
                     return False
                 p.spoken.append(s)
                 sw.mark(f"{prefix}first_sentence_s")
                 if sink:
                     sink(s)
-            return p.sentences < max_sentences
+            return len(p.spoken) - splitter.early < max_sentences
 
         for delta in self._stream(msgs, llm or self.llm):
             sw.mark(f"{prefix}first_token_s")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.config import Settings
-from agent.errors import ErrorCode, MMChatError
+from agent.errors import MMChatError
 from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
 from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
@@ -76,21 +76,29 @@ class VideoFace:
 class CameraFace:
     """The live camera (a device, a stream URL, or a video file played as one), shared with the camera stage.
 
-    One reader: the camera stage reads the device through ``source`` (a TeeSource) and every frame is
-    also kept in ``recent``; the gate samples the last seconds from there (stream time is wall time live).
+    One reader: the camera stage reads the device through ``source`` (a TeeSource) and frames are
+    also kept in ``recent``; the gate samples the window before stream time ``t`` from there (``sync``
+    ties stream time 0 to the camera's monotonic clock when the session starts).
     """
 
     kind, still = "camera", False
 
-    def __init__(self, spec: str | int = 0, keep_s: float = 4.0) -> None:
+    def __init__(self, spec: str | int = 0, keep_s: float = 8.0) -> None:
         from tools.vision.camera import RecentFrames, TeeSource, open_source
 
         self.spec = spec
         self.recent = RecentFrames(keep_s)
         self.source = TeeSource(open_source(spec), self.recent.add)  # DEVICE / IMAGE_INVALID errors now
+        self.t0: float | None = None
+
+    def sync(self, t0_monotonic: float) -> None:
+        self.t0 = t0_monotonic
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
-        return self.recent.window(window_s, n)
+        return self.recent.window(window_s, n, now=None if self.t0 is None else self.t0 + t)
+
+    def close(self) -> None:
+        self.source.close()
 
 
 def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
@@ -100,7 +108,7 @@ def make_face_feed(settings: Settings, video: str | None = None, face: str | Non
     path = video or face
     if path is None and (camera is not None or live):
         return CameraFace(camera if camera is not None else settings.session.camera,
-                          keep_s=settings.session.face_window_s + 1.0)
+                          keep_s=settings.session.face_window_s + 5.0)  # checks run a few seconds late at most
     if path is None and settings.session.face_fallback:
         fallback = settings.path(settings.session.face_fallback)
         path = str(fallback) if fallback.is_file() else None

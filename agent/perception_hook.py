@@ -51,6 +51,13 @@ class PerceptionHook:
     def __enter__(self) -> PerceptionService | None:
         if self.image_array is None and self.source is None:
             return None
+        try:
+            return self._enter()
+        except BaseException:  # a failed start leaves no thread running and no device open
+            self.__exit__(None, None, None)
+            raise
+
+    def _enter(self) -> PerceptionService:
         processor = FrameProcessor.from_settings(self.settings, video=self.source is not None)
         if self.gestures is not None:
             processor.listeners.append(self.gestures.observe)
@@ -62,7 +69,6 @@ class PerceptionHook:
                 self.mapping.attach(self.ctx).start()
             self.stage = CameraStage(processor, self.source, max_fps=VIDEO_MAX_FPS).start()
             if not processor.state.wait(FIRST_FRAME_TIMEOUT_S):
-                self.stage.stop()
                 raise MMChatError(f"no video frame analysed within {FIRST_FRAME_TIMEOUT_S:.0f} s"
                                   + (f" ({self.stage.error})" if self.stage.error else ""), ErrorCode.DEVICE)
         self.ctx.perception = PerceptionService(processor.state, max_age_s=self.max_age_s)

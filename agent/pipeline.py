@@ -28,11 +28,12 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from agent.audio.echo import EchoCanceller, RoomEcho, make_echo_canceller
+from agent.audio.frontend import FrontEnd
 from agent.audio.sources import AudioSource, FileSource, MicSource, to_float, to_int16
 from agent.audio.vad import DualVAD, FrameClassifier, TurnDetector
 from agent.audio.wakeword import WakeDetector, WakeWordDetector
 from agent.config import Settings
-from agent.playback import AudioOut, BargeInDetector, Playback, SpeakerOut, StreamClock
+from agent.playback import AudioOut, Playback, SpeakerOut, StreamClock
 
 log = logging.getLogger(__name__)
 END = object()  # end of the audio stream
@@ -259,29 +260,27 @@ def source_stage(source: AudioSource, out: queue.Queue, clock: StreamClock, play
         _put(out, END, stop)
 
 
-def vad_stage(inp: queue.Queue, out: queue.Queue, aec: EchoCanceller, turns: TurnDetector, voiced: LastVoiced,
-              barge: BargeInDetector, playback: Playback, stats: Stats, stop: threading.Event) -> None:
+def vad_stage(inp: queue.Queue, out: queue.Queue, front: FrontEnd, stats: Stats, stop: threading.Event) -> None:
     """Echo cancelled, then speech start/end (utterances) and barge-in over our own playback.
 
     Frames go on in order, echo-cancelled: wake word and ASR hear the user, not our reply.
     """
     try:
-        _vad_loop(inp, out, aec, turns, voiced, barge, stats, stop)
+        _vad_loop(inp, out, front, stats, stop)
     except Exception as e:  # report, end the stream downstream, keep the source unblocked
         _put(out, _failed(Stage.VAD, e), stop)
         _put(out, END, stop)
         _drain(inp, stop)
 
 
-def _vad_loop(inp: queue.Queue, out: queue.Queue, aec: EchoCanceller, turns: TurnDetector, voiced: LastVoiced,
-              barge: BargeInDetector, stats: Stats, stop: threading.Event) -> None:
+def _vad_loop(inp: queue.Queue, out: queue.Queue, front: FrontEnd, stats: Stats, stop: threading.Event) -> None:
     ids = 0
     while not stop.is_set():
         frame = _get(inp, stop)
         if frame is None:
             continue
         if frame is END:
-            last = turns.flush()
+            last = front.turns.flush()
             if last is not None:
                 out.put(Utterance(last.start_s, last.time_s, last.audio, ids + 1))
             out.put(END)
@@ -289,14 +288,12 @@ def _vad_loop(inp: queue.Queue, out: queue.Queue, aec: EchoCanceller, turns: Tur
         if not isinstance(frame, AudioFrame):  # e.g. a StageError from the source
             out.put(frame)
             continue
-        t0 = time.perf_counter()
-        frame = dataclasses.replace(frame, pcm=aec.process(frame.pcm, frame.reference))
-        t1 = time.perf_counter()
-        stats.add(Stage.AEC.value, t1 - t0)
-        event = turns.process(frame.pcm)
-        if barge.feed(to_float(frame.pcm), frame.reference, voiced.last):
+        step = front.process(frame.pcm, frame.reference)
+        frame, event = dataclasses.replace(frame, pcm=step.pcm), step.event
+        stats.add(Stage.AEC.value, step.aec_s)
+        stats.add(Stage.VAD.value, step.vad_s)
+        if step.barge_in:
             out.put(BargeIn(frame.t))
-        stats.add(Stage.VAD.value, time.perf_counter() - t1)
         out.put(frame)
         if event is not None and event.type == "speech_start":
             out.put(SpeechStarted(event.time_s))

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from agent.audio.echo import EchoCanceller, RoomEcho
+from agent.audio.frontend import FrontEnd
 from agent.audio.sources import AudioSource
 from agent.audio.vad import TurnDetector
 from agent.audio.wakeword import WakeDetector
@@ -65,13 +66,28 @@ def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = 
     loads); else made here from ``video``/``face``.
     """
     from agent.assistant import Assistant
-    from agent.gate import IdentityGate, make_face_feed
+    from agent.gate import make_face_feed
 
-    assistant = assistant or Assistant(settings)
+    feed = feed if feed is not None or gate is not None else make_face_feed(settings, video, face, live, camera)
+    try:
+        return _parts(settings, audio, live, realtime, assistant or Assistant(settings), gate, feed)
+    except BaseException:
+        close_feed(feed)  # a camera opened for this session must not stay open
+        raise
+
+
+def close_feed(feed: Any) -> None:
+    if feed is not None and hasattr(feed, "close"):
+        feed.close()
+
+
+def _parts(settings: Settings, audio: Any, live: bool, realtime: bool, assistant: Any, gate: Any,
+           feed: Any) -> Parts:
+    from agent.gate import IdentityGate
+
     turns, voiced = make_vad(settings)
     perception = None
     if gate is None:
-        feed = feed if feed is not None else make_face_feed(settings, video, face, live, camera)
         realtime = realtime or feed.kind == "camera"  # a camera runs on the wall clock: so must the audio
         gate = IdentityGate(settings, feed)
         gate.warm_up()
@@ -144,12 +160,16 @@ class SessionRunner:
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
                               cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context),
                               reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None)
+        room = RoomEcho(cfg.echo_gain, cfg.echo_delay_ms, sample_rate=self.clock.sample_rate) \
+            if p.echo and cfg.echo_gain > 0 else None  # recordings: the echo a room would add
+        sync = getattr(getattr(p.gate, "feed", None), "sync", None)
+        if sync is not None:  # a live camera: stream time 0 is now on its clock
+            sync(time.monotonic())
         t0 = time.perf_counter()
         threads = [
             start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,
-                  self.stop, RoomEcho(cfg.echo_gain, cfg.echo_delay_ms) if p.echo and cfg.echo_gain > 0 else None,
-                  p.throttle),
-            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], self.aec, p.turns, p.voiced, self.barge, self.playback,
+                  self.stop, room, p.throttle),
+            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], FrontEnd(self.aec, p.turns, p.voiced, self.barge),
                   self.stats, self.stop),
             start(Stage.WAKE.value, wake_stage, q["wake"], q["hub"], p.wake, self.stats, self.stop),
             start(Stage.VERIFY.value, job_stage, Stage.VERIFY, q["gate"], q["hub"], _check(p.gate), self.stats,

@@ -7,11 +7,6 @@ _END = re.compile(r"(?<!\b[A-Z])(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\be\.g)
 _CLAUSE = re.compile(r"([,;:—])(\s+)")
 
 
-def ends_sentence(piece: str) -> bool:
-    """A whole sentence or line, not a clause cut early (those end with , ; : or a dash)."""
-    return not piece.rstrip().endswith((",", ";", ":", "—"))
-
-
 class SentenceSplitter:
     """Feed text deltas; get back every sentence completed so far.
 
@@ -28,6 +23,7 @@ class SentenceSplitter:
         self.max_words = max_words
         self.first_words = first_words
         self.started = False  # a piece has been handed out
+        self.early = 0  # pieces cut early at a first clause (not sentences: caps do not count them)
 
     def feed(self, delta: str) -> list[str]:
         self.buf += delta
@@ -50,6 +46,7 @@ class SentenceSplitter:
         if not self.started:  # the first clause with enough words
             for c in _CLAUSE.finditer(self.buf):
                 if len(self.buf[:c.start()].split()) >= self.first_words:
+                    self.early += 1
                     return c.end(1)
         if len(self.buf.split()) >= self.max_words:
             c = None

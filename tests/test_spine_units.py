@@ -89,8 +89,6 @@ def test_sentence_splitter_streams_complete_sentences():
 
 
 def test_first_clause_is_spoken_early_and_not_counted_as_a_sentence():
-    from agent.sentences import ends_sentence
-
     s = SentenceSplitter(first_words=5)
     got = []
     for piece in ["Sure, I can", " see four people on the left,", " a ball in", " the centre, and a cup. Want more", "?"]:
@@ -98,7 +96,10 @@ def test_first_clause_is_spoken_early_and_not_counted_as_a_sentence():
     got += s.flush()
     # "Sure," is too short to stand alone; only the first piece may end at a clause
     assert got == ["Sure, I can see four people on the left,", "a ball in the centre, and a cup.", "Want more?"]
-    assert [ends_sentence(g) for g in got] == [False, True, True]
+    assert s.early == 1  # only the first piece was cut early; a long run-on is cut (and counted) as before
+    long = SentenceSplitter(max_words=6)
+    pieces = long.feed("one two three four five six, seven eight nine ten eleven twelve, thirteen ")
+    assert pieces == ["one two three four five six,", "seven eight nine ten eleven twelve,"] and long.early == 1
 
 
 # -- controller flow with a scripted model (plumbing only; real-model tests elsewhere) ----------
@@ -169,3 +170,11 @@ def test_router_arbitration_rules():
     assert arbitrate("query_map", intent(**{**base, "query_map": 0.4, "none": 0.5}), "x", p) is None
     assert arbitrate("query_map", intent(**{**base, "query_map": 0.2, "describe_scene": 0.25}), "x", p) is None
     assert arbitrate("set_mode", intent(**{**base, "none": 0.9}), "x", p) is True  # not the router's call
+
+
+def test_sentence_cap_holds_for_run_on_replies():
+    """A reply with no sentence end is still capped (long sentences are cut at clauses and counted)."""
+    run_on = ", ".join(f"item number {i} is here" for i in range(40))
+    spoken: list[str] = []
+    r = _controller(run_on).respond("List everything.", on_sentence=spoken.append, max_sentences=2)
+    assert 2 <= len(spoken) <= 3 and len(r.reply) < len(run_on) / 3, spoken

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from agent.audio.sources import to_int16
 from agent.errors import ErrorCode, MMChatError
 
 
@@ -46,7 +47,12 @@ class WebRtcEchoCanceller:
 
     residual = 0.1  # -20 dB: a margin for real rooms; a simulated room measures ~50 dB (main.py bench: aec_erle)
 
+    RATES = (8000, 16000, 32000, 48000)  # what the module runs at
+
     def __init__(self, sample_rate: int = 16000, delay_ms: int = 0) -> None:
+        if sample_rate not in self.RATES:
+            raise MMChatError(f"echo cancellation runs at {self.RATES} Hz, not {sample_rate}; set session.aec: none",
+                              ErrorCode.CONFIG)
         try:
             from livekit import rtc
         except ImportError as e:  # pragma: no cover - install.sh provides it
@@ -62,9 +68,12 @@ class WebRtcEchoCanceller:
         return self.rtc.AudioFrame(np.ascontiguousarray(pcm, np.int16).tobytes(), self.sample_rate, 1, self.block)
 
     def process(self, mic: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        ref = (np.clip(np.asarray(reference, np.float32), -1.0, 1.0) * 32767).astype(np.int16)
-        out = np.array(mic, np.int16, copy=True)
-        for i in range(0, len(out) - self.block + 1, self.block):
+        if len(mic) % self.block or len(reference) != len(mic):  # a partial block would break its continuity
+            raise ValueError(f"echo canceller frames must be whole 10 ms blocks ({self.block} samples) with a "
+                             f"reference of the same length; got {len(mic)} and {len(reference)}")
+        ref = to_int16(reference)
+        out = to_int16(mic).copy()
+        for i in range(0, len(out), self.block):
             far, near = self._frame(ref[i:i + self.block]), self._frame(out[i:i + self.block])
             self.apm.process_reverse_stream(far)
             self.apm.process_stream(near)

@@ -27,14 +27,17 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from agent.cli.speech import run_dir
     from agent.demo import format_event
     from agent.gate import make_face_feed
-    from agent.runner import SessionRunner, build_parts
+    from agent.runner import SessionRunner, build_parts, close_feed
 
     audio = load_audio(args.audio)  # typed errors for a bad file or face feed before any model loads
     feed = make_face_feed(settings, args.video, args.face, camera=args.camera)
-    assistant = Assistant(settings)
-    _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
-    parts = build_parts(settings, audio=audio, video=args.video, face=args.face, realtime=args.realtime,
-                        assistant=assistant, feed=feed)
+    try:
+        assistant = Assistant(settings)
+        _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
+    except BaseException:
+        close_feed(feed)
+        raise
+    parts = build_parts(settings, audio=audio, realtime=args.realtime, assistant=assistant, feed=feed)
     out = run_dir(settings)
     emit = None if args.json else (lambda e: print(format_event(e), file=sys.stderr, flush=True))
     events = SessionRunner(settings, parts, out, emit=emit).run()

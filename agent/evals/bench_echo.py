@@ -8,19 +8,17 @@ barge-in detector fires during double talk and never on echo alone, and the cost
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from agent.audio.echo import RoomEcho, WebRtcEchoCanceller, erle_db
-from agent.audio.sources import frames_of, to_float, to_int16
+from agent.audio.sources import frames_of, to_float
 from agent.config import Settings
 from agent.evals.stats import figure
 
 REPLY = ("Hey Jarvis. Hey Jarvis. That is my wake word, and I should never wake myself up. "
          "Here is a longer answer, so that you can hear how it sounds while you talk over it.")
-FRAME = 480  # 30 ms, as in the session
 
 
 @dataclass
@@ -37,10 +35,11 @@ class EchoRun:
 
 def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: float = 1.0) -> EchoRun:
     """Reply (+ room echo) with the user over its second half, through AEC3 and the barge-in detector."""
+    from agent.audio.frontend import FrontEnd
     from agent.pipeline import make_vad
     from agent.playback import BargeInDetector
 
-    cfg = settings.session
+    cfg, frame = settings.session, 16 * settings.vad.frame_ms
     lead = int(16000 * lead_s)  # the stream runs before we speak, as in a session
     n, at = lead + len(reply) + 16000, lead + len(reply) // 2
     ref, near = np.zeros(n, np.float32), np.zeros(n, np.float32)
@@ -48,18 +47,16 @@ def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: floa
     near[at:at + len(user)] = user[:n - at]
     echo = RoomEcho(cfg.echo_gain, cfg.echo_delay_ms).apply(ref)
     mic = echo + near
-    aec, (turns, voiced) = WebRtcEchoCanceller(), make_vad(settings)
+    aec = WebRtcEchoCanceller()
     barge = BargeInDetector(cfg.echo_gain * aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms, settings.vad.frame_ms)
+    front = FrontEnd(aec, *make_vad(settings), barge)  # the session's VAD-stage steps
     out, fired, cost = [], [], 0.0
-    for i, m in enumerate(frames_of(mic, FRAME)):
-        r = np.pad(ref[i * FRAME:(i + 1) * FRAME], (0, max(0, (i + 1) * FRAME - n)))
-        t0 = time.perf_counter()
-        clean = aec.process(to_int16(m), r)
-        cost += time.perf_counter() - t0
-        out.append(to_float(clean))
-        turns.process(clean)  # as the VAD stage: turn state sets the voicing hysteresis
-        if barge.feed(out[-1], r, voiced.last):
-            fired.append(i * FRAME)
+    for i, m in enumerate(frames_of(mic, frame)):
+        step = front.process(m, np.pad(ref[i * frame:(i + 1) * frame], (0, max(0, (i + 1) * frame - n))))
+        cost += step.aec_s
+        out.append(to_float(step.pcm))
+        if step.barge_in:
+            fired.append(i * frame)
     out_a = np.concatenate(out)[:n]
     alone, talk = slice(lead + 8000, at), slice(at, min(n, at + len(user)))
     return EchoRun(erle_db(echo[alone], out_a[alone]), erle_db(near[talk], out_a[talk]),
@@ -81,5 +78,5 @@ def bench_echo(settings: Settings, repeat: int) -> dict:
         "aec_user_loss": figure([r.user_loss_db for r in runs], "dB"),
         "aec_barge_in_detected": figure([float(r.barge_in) for r in runs], "share"),
         "aec_false_barge_in": figure([float(r.false_barge_in) for r in runs], "share"),
-        "aec_frame": figure([r.ms_per_frame for r in runs], "ms", frame_ms=30),
+        "aec_frame": figure([r.ms_per_frame for r in runs], "ms", frame_ms=settings.vad.frame_ms),
     }

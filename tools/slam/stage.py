@@ -25,7 +25,7 @@ from tools.slam.query import SlamMapQuery
 from tools.slam.run import fit_width, slam_for
 from tools.slam.system import FrameResult, MonocularSlam
 from tools.slam.io import SequenceError, read_intrinsics
-from tools.vision.camera import FrameSource, LatestFrame, log_frame_error
+from tools.vision.camera import LatestFrame, log_frame_error
 from tools.vision.detector import ObjectDetector, as_bgr
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
+STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
 
 
 class FrameAnalyser(Protocol):
@@ -154,8 +155,11 @@ def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
         device = int(spec) if str(spec).isdigit() else str(spec)
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # reported below, in one line
-        try:
-            cap = cv2.VideoCapture(device)
+        try:  # a stream that stalls must not hang the session: open/read time out
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                        STREAM_TIMEOUT_MS]
+            cap = cv2.VideoCapture(device, cv2.CAP_ANY, timeouts) if isinstance(device, str) else \
+                cv2.VideoCapture(device)
             ok = cap.isOpened() and cap.grab()
         finally:
             cv2.utils.logging.setLogLevel(level)
@@ -199,21 +203,31 @@ class TeeSource:
 
 
 class RecentFrames:
-    """The camera's last ``keep_s`` seconds (at most ``max_frames``), for readers beside the camera stage."""
+    """The camera's last ``keep_s`` seconds, for readers beside the camera stage (the face gate).
 
-    def __init__(self, keep_s: float = 4.0, max_frames: int = 150) -> None:
-        self.keep_s = keep_s
-        self._frames: collections.deque[tuple[float, np.ndarray]] = collections.deque(maxlen=max_frames)
+    Kept at most ``fps`` frames a second, no wider than ``max_width`` (a 1080p camera would otherwise
+    hold most of a gigabyte here).
+    """
+
+    def __init__(self, keep_s: float = 8.0, fps: float = 12.0, max_width: int = 960) -> None:
+        self.keep_s, self.min_dt, self.max_width = keep_s, 1.0 / fps, max_width
+        self._frames: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self._lock = threading.Lock()
 
     def add(self, t: float, frame: np.ndarray) -> None:
+        with self._lock:
+            if self._frames and t - self._frames[-1][0] < self.min_dt:
+                return
+        if frame.shape[1] > self.max_width:
+            scale = self.max_width / frame.shape[1]
+            frame = cv2.resize(frame, (self.max_width, round(frame.shape[0] * scale)), interpolation=cv2.INTER_AREA)
         with self._lock:
             self._frames.append((t, frame))
             while self._frames and self._frames[0][0] < t - self.keep_s:
                 self._frames.popleft()
 
     def window(self, window_s: float, n: int, now: float | None = None) -> list[np.ndarray]:
-        """Up to ``n`` frames spread evenly over the last ``window_s`` seconds (empty: nothing in view)."""
+        """Up to ``n`` frames spread evenly over the ``window_s`` seconds before ``now`` (empty: nothing in view)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             recent = [f for t, f in self._frames if now - window_s <= t <= now]
@@ -303,6 +317,9 @@ class CameraStage:
         for t in self._threads:
             if t.is_alive():
                 t.join(timeout)
+        if self._threads[0].is_alive():  # the reader is stuck in a device read: releasing now could crash it
+            log.warning("camera reader did not stop within %.0f s; leaving the device open", timeout)
+            return
         self.source.close()
 
     def __enter__(self) -> "CameraStage":
