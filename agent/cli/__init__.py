@@ -20,7 +20,8 @@ from agent.errors import MMChatError
 Handler = Callable[[argparse.Namespace, Settings], "dict[str, Any] | None"]
 
 # Modules that contribute subcommands; each has ``register(sub, common)``.
-COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity", "agent.cli.session", "agent.cli.mapping")
+COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity", "agent.cli.session", "agent.cli.mapping",
+                   "agent.cli.serve")
 
 
 class _Parser(argparse.ArgumentParser):

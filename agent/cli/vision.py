@@ -18,7 +18,7 @@ from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
 from tools.vision.camera import FrameProcessor
 from tools.vision.images import load_image, read_video
-from tools.vision.scene import describe_scene
+from tools.vision.state import Snapshot
 from tools.vision.tracking import TrackedObject
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -104,14 +104,13 @@ def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     processor = FrameProcessor.from_settings(settings, video=bool(args.video))
     video_out = _VideoOut(out_path, fps) if out_path and args.video else None
     results: list[dict[str, Any]] = []
-    last: tuple[np.ndarray, Sequence[TrackedObject]] | None = None
+    last: tuple[np.ndarray, Snapshot] | None = None
     t0 = time.perf_counter()
     try:
         for t, frame in frames:
             snap = processor.process(frame, t=t, live=bool(args.video))  # face boxes x1 y1 x2 y2
-            results.append({"t": round(t, 3), "faces": list(snap.faces), "hands": list(snap.hands),
-                            "objects": [o.as_json() for o in snap.objects]})
-            last = (frame, snap.objects)
+            results.append(snap.frame_json(t))
+            last = (frame, snap)
             if video_out:
                 video_out.write(annotate(frame, snap.objects))
     finally:
@@ -119,11 +118,10 @@ def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             video_out.close()
     elapsed = time.perf_counter() - t0
     if out_path and args.image and last is not None:
-        cv2.imwrite(str(out_path), annotate(*last))
+        cv2.imwrite(str(out_path), annotate(last[0], last[1].objects))
     payload: dict[str, Any] = {"frames": results}
     if last is not None:
-        h, w = last[0].shape[:2]
-        payload["summary"] = describe_scene(last[1], (w, h), results[-1]["faces"]).summary
+        payload["summary"] = last[1].summary()
     per_frame = 1000 * elapsed / max(len(results), 1)
     payload["timings"] = {"total_s": round(elapsed, 3), "ms_per_frame": round(per_frame, 1),
                           "detect_every": cfg.detect_every}

@@ -66,6 +66,17 @@ class Snapshot:
         """The largest (usually nearest) face."""
         return max(self.faces, key=lambda f: _area(f["box"]), default=None)
 
+    def frame_json(self, t: float) -> dict[str, Any]:
+        """One entry of ``perceive``'s ``frames`` (CLI.md): ``t`` is the frame's time in its clip."""
+        return {"t": round(t, 3), "faces": list(self.faces), "hands": list(self.hands),
+                "objects": [o.as_json() for o in self.objects]}
+
+    def summary(self) -> str:
+        """describe_scene's grounded one-line summary of this frame."""
+        from tools.vision.scene import describe_scene
+
+        return describe_scene(self.objects, (self.width, self.height), list(self.faces)).summary
+
 
 class PerceptionState:
     """Thread-safe holder of the newest snapshot and of the object being followed.

@@ -1,0 +1,90 @@
+"""``main.py serve``: the HTTP API answers like the CLI, with the real models; bad uploads are 4xx."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT / "../shared/testdata").resolve()
+
+pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata missing")
+
+
+@pytest.fixture(scope="module")
+def client(settings, assistant):
+    from fastapi.testclient import TestClient
+
+    from agent.server import create_app
+
+    return TestClient(create_app(settings, assistant))  # the run's models, loaded once
+
+
+def test_page_and_health(client):
+    assert "<title>MMChat</title>" in client.get("/").text
+    h = client.get("/api/health").json()
+    assert h["status"] == "ok" and h["llm"].startswith("embedded:")
+
+
+def test_perceive_an_uploaded_photo(client):
+    r = client.post("/api/perceive", content=(TESTDATA / "scenes" / "messi5.jpg").read_bytes())
+    assert r.status_code == 200, r.text
+    labels = {o["label"] for o in r.json()["frames"][0]["objects"]}
+    assert {"person", "sports ball"} <= labels and "people" in r.json()["summary"]
+
+
+def test_spoken_turn_and_reply_audio(client):
+    r = client.post("/api/turn", content=(TESTDATA / "speech" / "spk1_snt4.wav").read_bytes())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "stripe" in body["transcript"].lower() and body["reply"] and body["tool_calls"] == []
+    wav = client.get(body["reply_audio"])
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and len(wav.content) > 10000
+
+
+def test_ask_with_a_photo_calls_the_scene_tool(client):
+    r = client.post("/api/ask_image", params={"text": "What do you see?"},
+                    content=(TESTDATA / "scenes" / "messi5.jpg").read_bytes())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["name"] for c in body["tool_calls"]] == ["describe_scene"] and "ball" in body["reply"].lower()
+
+
+@pytest.mark.parametrize("path,data", [("/api/turn", b""), ("/api/turn", b"RIFF not really a wav" * 20),
+                                       ("/api/perceive", b"\x89PNG broken"), ("/api/transcribe", b"")])
+def test_bad_uploads_are_clear_client_errors(client, path, data):
+    r = client.post(path, content=data)
+    assert r.status_code == 400 and r.json()["code"] in {"bad-input", "audio-invalid", "audio-empty",
+                                                          "image-invalid"}, r.text
+    assert client.get("/api/health").status_code == 200  # the server is still up
+
+
+def test_ask_needs_text(client):
+    r = client.post("/api/ask", json={"text": "  "})
+    assert r.status_code == 400 and "text" in r.json()["error"]
+
+
+def test_serve_command_listens():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).json()["status"] == "ok"
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not answer within 20 s")
+    finally:
+        proc.terminate()
+        proc.wait(10)
