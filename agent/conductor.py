@@ -276,8 +276,9 @@ class Conductor:
     # -- stage results ----------------------------------------------------------------------
     def on_result(self, r: StageResult) -> None:
         if r.stage is Stage.VERIFY and isinstance(r.job, FaceJob):
-            if r.error is None:
-                self.s.face_seen(r.job.t, bool(r.value))
+            if r.error is not None:  # e.g. the camera stopped: said once per check, and counted as no face
+                self.s.event(r.job.t, "error", stage="camera", message=r.error)
+            self.s.face_seen(r.job.t, r.error is None and bool(r.value))
             return
         if r.stage is Stage.VERIFY and isinstance(r.job, VoiceJob):
             self.on_voice(r)

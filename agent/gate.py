@@ -14,12 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.config import Settings
-from agent.errors import MMChatError
+from agent.errors import ErrorCode, MMChatError
 from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
 from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
 from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
 
+STALE_CAMERA_S = 3.0  # no new camera frame for this long: the camera stopped
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
@@ -95,6 +96,11 @@ class CameraFace:
         self.t0 = t0_monotonic
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        newest = self.recent.newest()
+        silent = time.monotonic() - newest if newest is not None else None
+        if silent is None or silent > STALE_CAMERA_S:  # the reader stopped: say so rather than "no face"
+            raise MMChatError(f"camera stopped: no frame from {self.spec} for "
+                              f"{'ever' if silent is None else f'{silent:.0f} s'}", ErrorCode.DEVICE)
         return self.recent.window(window_s, n, now=None if self.t0 is None else self.t0 + t)
 
     def close(self) -> None:
@@ -190,7 +196,10 @@ class IdentityGate:
             return GateResult("reject", None, "face check refused: a still image cannot show liveness "
                               "(identity.require_liveness; session.allow_still_face is off)",
                               _sorry("a still photo can't show me you are really there"), details)
-        frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
+        try:
+            frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
+        except MMChatError as e:  # e.g. the camera stopped
+            return GateResult("reject", None, f"face check failed: {e}", _sorry("my camera isn't working"), details)
         encs = video_encodings([(0.0, f) for f in frames], self.checker.faces)
         if not encs:
             return GateResult("reject", None, "no face in view", _sorry("I can't see your face"), details)

@@ -67,3 +67,17 @@ def test_session_shares_one_camera_between_gate_and_perception(tmp_path):
     stream_s = next(e for e in events if e["type"] == "stats")["stream_s"]
     assert time.monotonic() - t0 >= 0.9 * len(audio) / 16000 and stream_s >= len(audio) / 16000
     assert hook.stage is not None and hook.stage.frames_processed > 5 and not hook.stage.running
+
+
+def test_a_stopped_camera_is_reported_not_taken_for_an_empty_room():
+    from agent.errors import MMChatError
+    from agent.gate import CameraFace
+
+    feed = CameraFace(str(CLIP))  # opened, but no reader has delivered a frame
+    try:
+        with pytest.raises(MMChatError, match="camera stopped"):
+            feed.frames(1.0, 3.0, 5)
+        feed.recent.add(time.monotonic(), np.zeros((4, 4, 3), np.uint8))
+        assert len(feed.frames(0.0, 3.0, 5)) == 1  # fresh frames: fine again
+    finally:
+        feed.close()

@@ -226,6 +226,11 @@ class RecentFrames:
             while self._frames and self._frames[0][0] < t - self.keep_s:
                 self._frames.popleft()
 
+    def newest(self) -> float | None:
+        """Monotonic time of the newest frame kept (None: none yet)."""
+        with self._lock:
+            return self._frames[-1][0] if self._frames else None
+
     def window(self, window_s: float, n: int, now: float | None = None) -> list[np.ndarray]:
         """Up to ``n`` frames spread evenly over the ``window_s`` seconds before ``now`` (empty: nothing in view)."""
         now = time.monotonic() if now is None else now
