@@ -264,6 +264,19 @@ def test_asnorm_report_keeps_one_entry_per_k():
     assert all(v["genuine_trials"] == 6 and v["impostor_trials"] == 60 for v in r["k"].values())
 
 
+def test_enrolled_protocol_scores_probes_against_mean_models():
+    from agent.identity.eer import enrolled_report, enrolled_trials
+
+    spk = [s for s in "ABCD" for _ in range(4)] + ["E"]  # E has too few utterances for a model
+    embs = np.stack([_emb(i, 192) for i in range(len(spk))])
+    genuine, impostor = enrolled_trials(embs, spk)
+    assert len(genuine) == 4 * 4 and len(impostor) == 4 * 13  # each model vs every other speaker's utterance
+    shifted, _ = enrolled_trials(embs, spk, probes=-embs)  # probes are scored, models come from embeddings
+    assert np.allclose(shifted, -np.asarray(genuine))
+    r = enrolled_report(genuine, impostor, configured=0.33)
+    assert r["genuine_trials"] == 16 and set(r["at_configured_threshold"]) == {"threshold", "far", "frr"}
+
+
 def test_eer_cli_refuses_bad_cohort_k(capsys):
     from agent.identity.eer import main
 
@@ -281,6 +294,8 @@ def test_measured_eer_is_low():
     assert out["eer"] < 0.08 and out["genuine_trials"] >= 40
     assert set(out["asnorm"]["k"]) == {"5", "10", "20"}
     assert all(v["genuine_trials"] == out["genuine_trials"] for v in out["asnorm"]["k"].values())
+    enrolled = out["enrolled"]
+    assert enrolled["full"]["eer"] <= 0.02 and enrolled["first_1.5_s"]["eer"] <= 0.02
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -12,6 +12,13 @@ Corpora (all recorded by real people outside this project):
 
 Every pair of utterances is a trial: same speaker -> genuine, else impostor.
 
+The session compares a command with an enrolled user's *mean* embedding, so the
+``enrolled`` figures follow that protocol too (whole probes, and probes cut to
+their first 1 and 1.5 s of speech, as short commands are): for every speaker with at least
+``ENROL_N + 1`` utterances, each utterance in turn is tested against the mean of
+``ENROL_N`` others of the same speaker (genuine), and every speaker's model (its
+first ``ENROL_N``) is tested against all other speakers' utterances (impostor).
+
 ``--norm asnorm`` also measures adaptive symmetric score normalisation (AS-norm):
 each trial score is standardised by the mean/std of the top-K cohort scores of
 both sides and the two are averaged. The cohort of a trial is every utterance of
@@ -41,6 +48,7 @@ CODEC2_SPEAKERS = ("hts1", "hts2", "mmt1", "morig", "forig", "kristoff", "big_do
                    "cq_ref", "g3plx", "vk5qi", "ve9qrp")
 SEGMENT_S = 3.0
 MAX_SEGMENTS = 4
+ENROL_N = 3  # utterances in an enrolled model (as main.py enroll with three --voice files)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,43 @@ def score_trials(embeddings: np.ndarray, speakers: list[str]) -> tuple[list[floa
     return genuine, impostor
 
 
+def enrolled_trials(embeddings: np.ndarray, speakers: list[str], probes: np.ndarray | None = None,
+                    n: int = ENROL_N) -> tuple[list[float], list[float]]:
+    """Scores of single utterances against ``n``-utterance mean models (see the module docstring).
+
+    ``probes``: the embeddings tested against the models (default: ``embeddings``; e.g. the same
+    utterances cut short, to score short commands); models are always built from ``embeddings``.
+    """
+    from agent.identity.voiceprint import cosine_score
+
+    e, spk = np.asarray(embeddings, float), np.asarray(speakers)
+    p = e if probes is None else np.asarray(probes, float)
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for s in dict.fromkeys(speakers):
+        own = np.flatnonzero(spk == s)
+        if own.size < n + 1:
+            continue
+        for t in own:  # each utterance in turn, against the next n of the same speaker
+            others = [i for i in np.roll(own, -int(np.flatnonzero(own == t)[0]))[1:]][:n]
+            genuine.append(cosine_score(p[t], e[others]))
+        model = e[own[:n]]
+        impostor.extend(cosine_score(p[i], model) for i in np.flatnonzero(spk != s))
+    return genuine, impostor
+
+
+def enrolled_report(genuine: list[float], impostor: list[float], configured: float | None) -> dict:
+    r = compute_eer(genuine, impostor)
+    g, i = np.asarray(genuine), np.asarray(impostor)
+    out = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4), "genuine_trials": r.n_genuine,
+           "impostor_trials": r.n_impostor, "genuine_min": round(float(g.min()), 3),
+           "impostor_max": round(float(i.max()), 3), **_separation(genuine, impostor)}
+    if configured is not None:
+        out["at_configured_threshold"] = {"threshold": configured, "far": round(float(np.mean(i >= configured)), 4),
+                                          "frr": round(float(np.mean(g < configured)), 4)}
+    return out
+
+
 def as_norm(score: float, enrol_cohort: np.ndarray, test_cohort: np.ndarray, k: int) -> float:
     """AS-norm of one score from both sides' cohort scores, using the top ``k`` of each."""
     def stats(c: np.ndarray) -> tuple[float, float]:
@@ -170,18 +215,21 @@ def asnorm_report(embeddings: np.ndarray, speakers: list[str], ks: tuple[int, ..
 
 
 def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: str = "none",
-            cohort_k: tuple[int, ...] = (5, 10, 20)) -> dict:
+            cohort_k: tuple[int, ...] = (5, 10, 20), configured: float | None = None,
+            short_probes_s: tuple[float, ...] = (1.0, 1.5)) -> dict:
     """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER."""
     from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, speech_only
 
     vp = EcapaVoiceprint(models_dir / ECAPA_DIR)
     kept: list[Utterance] = []
     embs: list[np.ndarray] = []
+    speech: list[np.ndarray] = []
     skipped: list[str] = []
     t0 = time.perf_counter()
     for u in load_corpora(testdata):
         try:
-            embs.append(vp.embed(speech_only(u.audio, min_speech_s, u.name)))
+            speech.append(speech_only(u.audio, min_speech_s, u.name))
+            embs.append(vp.embed(speech[-1]))
             kept.append(u)
         except MMChatError:
             skipped.append(u.name)
@@ -196,6 +244,13 @@ def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: s
            "genuine_min_median": [round(min(genuine), 3), round(float(np.median(genuine)), 3)],
            "impostor_median_max": [round(float(np.median(impostor)), 3), round(max(impostor), 3)],
            "embed_s_per_utterance": round(secs / max(1, len(kept) + len(skipped)), 3)}
+    out["enrolled"] = {"protocol": f"probe vs mean of {ENROL_N} enrolment utterances (as the gate scores)",
+                       "speakers": len({s for s in speakers if speakers.count(s) > ENROL_N}),
+                       "full": enrolled_report(*enrolled_trials(np.stack(embs), speakers), configured)}
+    for secs in short_probes_s:  # commands are short: the same probes cut to their first seconds of speech
+        probes = np.stack([vp.embed(a[:int(secs * SAMPLE_RATE)]) for a in speech])
+        out["enrolled"][f"first_{secs:g}_s"] = enrolled_report(
+            *enrolled_trials(np.stack(embs), speakers, probes), configured)
     if norm == "asnorm":
         out["asnorm"] = asnorm_report(np.stack(embs), speakers, cohort_k)
     return out
@@ -218,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--cohort-k: positive integers separated by commas, not {a.cohort_k!r}")
     s = load_settings(a.config)
-    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks)
+    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks, s.identity.voice_threshold)
     if a.json:
         json.dump(out, sys.stdout)
         print()
