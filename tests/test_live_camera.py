@@ -81,3 +81,23 @@ def test_a_stopped_camera_is_reported_not_taken_for_an_empty_room():
         assert len(feed.frames(0.0, 3.0, 5)) == 1  # fresh frames: fine again
     finally:
         feed.close()
+
+
+def test_live_main_job_fails_fast_and_plainly_without_devices():
+    """``main.py --live`` on a machine with no microphone: one line, exit 2, before any model loads."""
+    import subprocess
+    import sys
+
+    from agent.audio.sources import default_input_device
+    from agent.errors import MMChatError
+
+    try:
+        default_input_device()
+        pytest.skip("a microphone is present: --live would start a real session")
+    except MMChatError:
+        pass
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, str(ROOT / "main.py"), "--live"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and time.monotonic() - t0 < 30, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "mmchat: error [device-unavailable]: no microphone found; use --audio FILE"
