@@ -203,8 +203,8 @@ class Conductor:
         elif isinstance(item, WakeHit):
             self.on_wake(item)
         elif isinstance(item, SpeechStarted):
-            if self.s.active and not self.playback.overlaps(item.t, item.t):
-                self.s.heard(item.t)
+            if self.s.active and not self.playback.overlaps(item.t, item.t) and self.reverify_min_s is None:
+                self.s.heard(item.t)  # (re-verifying: only speech that passes the check counts)
             elif self.s.state is State.VERIFYING:
                 self.s.command_started(item.t)
         elif isinstance(item, BargeIn):
@@ -250,12 +250,12 @@ class Conductor:
             self.gate_q.put(VerifyJob(u))
             self.asr_q.put(u)
         elif self.s.active:
-            self.s.heard(u.end)
             self.pending[u.id] = {"heard_at": time.perf_counter()}
             if self.reverify_min_s is not None and u.end - u.start >= self.reverify_min_s and self.s.user:
                 self.busy.add(2)
                 self.gate_q.put(VoiceJob(u, self.s.user))  # checked beside ASR: no added latency
-            else:
+            else:  # too short to judge a voice by (or not re-verifying): the unlocked user's
+                self.s.heard(u.end)
                 self.pending[u.id]["verify"] = "accept"
                 self.busy.add()
             self.asr_q.put(u)
@@ -309,12 +309,17 @@ class Conductor:
     def on_voice(self, r: StageResult) -> None:
         """A later turn's voice check: another voice is ignored (the session stays unlocked)."""
         u: Utterance = r.job.utt
-        ok, score = r.value if r.error is None else (False, None)
+        if r.error is not None:  # the check itself failed: said, and the turn goes ahead (fail open)
+            self.s.event(u.end, "error", stage="verify", message=f"voice re-check failed: {r.error}")
+        ok, score = r.value if r.error is None else (True, None)
         p = self.pending.setdefault(u.id, {"heard_at": time.perf_counter()})
         p["verify"] = "accept" if ok else "reject"
-        if not ok:
-            why = r.error or f"not {r.job.user}'s voice (score {score if score is None else round(score, 3)})"
-            self.s.event(u.end, "ignored", what="speech", reason=why, seconds=round(u.end - u.start, 2))
+        if ok:
+            self.s.heard(u.end)  # only the unlocked user's speech keeps the session awake
+        else:
+            why = f"score {score:.3f}" if score is not None else "no voice profile"
+            self.s.event(u.end, "ignored", what="speech", reason=f"not {r.job.user}'s voice ({why})",
+                         seconds=round(u.end - u.start, 2))
         self.try_turn(u.id)
 
     def try_turn(self, uid: int) -> None:

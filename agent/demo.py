@@ -115,13 +115,13 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
     from agent.cli.speech import run_dir
     from agent.runner import SessionRunner, build_parts
 
-    feed = None
     if live:  # devices first: a missing microphone or camera fails before any model loads
         from agent.audio.sources import default_input_device
         from agent.gate import make_face_feed
+        from agent.runner import close_feed
 
         default_input_device()
-        feed = make_face_feed(settings, video, live=True)
+        close_feed(make_face_feed(settings, video, live=True))  # opened again once the models are loaded
     run = run_dir(settings)
     print(f"MMChat demo: hands-free session; reply audio in {run}")
     if live:
@@ -142,7 +142,7 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
             raise MMChatError(f"demo recordings not found in {speech_dir}", ErrorCode.AUDIO_MISSING)
         audio = ScriptedSource(demo_script(assistant.tts, speech_dir), settings.vad.frame_ms,
                                settle_s=settings.vad.end_silence_ms / 1000 + 0.9)
-    parts = build_parts(settings, audio=audio, video=video, live=live, assistant=assistant, feed=feed)
+    parts = build_parts(settings, audio=audio, video=video, live=live, assistant=assistant)
     print(f"models loaded in {time.perf_counter() - t0:.1f} s; face source: {type(parts.gate.feed).__name__}")
     print(f"script: '{WAKE_TEXT}' (Piper) + spk1_snt4 (enrolled user) | '{TOOL_QUESTION}' (Piper) | "
           f"'{WAKE_TEXT}' + spk2_snt2 (impostor)" if not live else "say 'hey jarvis' ...")

@@ -2,31 +2,44 @@
 
 Same answers as the CLI, same JSON fields: ``/api/ask``, ``/api/turn``, ``/api/transcribe``,
 ``/api/say``, ``/api/perceive``. Uploads are the raw request body (a WAV/MP3/WebM recording or
-a photo), so ``curl --data-binary @q.wav`` works and the page can post a browser recording as is.
+a photo) with its media type, so ``curl -H 'Content-Type: audio/wav' --data-binary @q.wav`` works
+and the page can post a browser recording as is.
+
 Models load on first use; one lock serialises them (the in-process llama.cpp contexts, Whisper and
-Piper are not shared between threads). Binds to 127.0.0.1 by default: text turns skip the voice
-and face gate, so exposing it on a network is the user's explicit choice (``--host``).
+Piper are not shared between threads); a request that waits too long for it gets 503. Binds to
+127.0.0.1 by default, and then answers only requests addressed to this machine's names (no DNS
+rebinding). POSTs must carry a JSON, audio, image or octet-stream type, which other web sites
+cannot send without the browser asking first (CORS). Text turns skip the voice and face gate, so
+exposing the server on a network (``--host``) is the user's explicit choice.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import secrets
 import tempfile
 import threading
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, get_args
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from agent.config import Settings
+from agent.config import Emotion, Settings
 from agent.errors import ErrorCode, MMChatError
 from tools import ToolContext
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD = 50 * 1024 * 1024
+MAX_AUDIO_S = 120.0  # longer recordings are refused (a turn is one utterance)
+LOCK_WAIT_S = 120.0
+KEEP_REPLIES = 50  # reply WAVs kept under runs/serve (older ones are deleted)
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+UPLOAD_TYPES = ("audio/", "video/", "image/", "application/octet-stream", "application/json")
 STATUS = {ErrorCode.DEVICE: 503, ErrorCode.BACKEND_UNAVAILABLE: 503, ErrorCode.LLM_FAILED: 502,
           ErrorCode.MODEL_MISSING: 500}
 
@@ -40,7 +53,7 @@ class Service:
         self.ctx = assistant.tool_context if assistant is not None else ToolContext()
         self.lock = threading.Lock()
         self.runs = settings.path(settings.paths.runs) / "serve"
-        self.audio: dict[str, Path] = {}  # reply id -> WAV
+        self.audio: collections.OrderedDict[str, Path] = collections.OrderedDict()  # reply key -> WAV
 
     @property
     def assistant(self) -> Any:
@@ -59,6 +72,15 @@ class Service:
     def loaded(self) -> dict[str, bool]:
         return {"assistant": self._assistant is not None, "vision": "processor" in self.__dict__}
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if not self.lock.acquire(timeout=LOCK_WAIT_S):
+            raise MMChatError("busy: other requests are still running; try again", ErrorCode.BACKEND_UNAVAILABLE)
+        try:
+            yield
+        finally:
+            self.lock.release()
+
     # -- inputs ---------------------------------------------------------------------------
     def _with_file(self, data: bytes, suffix: str, fn: Any) -> Any:
         """Uploaded bytes through the same loaders (and checks) as files given on the command line."""
@@ -67,7 +89,18 @@ class Service:
         with tempfile.NamedTemporaryFile(suffix=suffix) as f:
             f.write(data)
             f.flush()
-            return fn(f.name)
+            try:
+                return fn(f.name)
+            except MMChatError as e:  # name the upload, not our temporary file
+                raise MMChatError(str(e).replace(f.name, "upload"), e.code) from None
+
+    def _audio(self, data: bytes) -> Any:
+        from agent.audio_io import SAMPLE_RATE, load_audio
+
+        pcm = self._with_file(data, ".audio", load_audio)
+        if len(pcm) > MAX_AUDIO_S * SAMPLE_RATE:
+            raise MMChatError(f"recording over {MAX_AUDIO_S:.0f} s", ErrorCode.INPUT_TOO_LONG)
+        return pcm
 
     @contextlib.contextmanager
     def _seeing(self, image: bytes | None) -> Iterator[str | None]:
@@ -77,44 +110,42 @@ class Service:
 
         previous = self.ctx.perception
         try:
-            if image:
+            if image is not None:
                 self.processor.process_image(self._with_file(image, ".img", load_image))
                 self.ctx.perception = PerceptionService(self.processor.state)
-            yield self.ctx.perception.user_emotion() if image and self.ctx.perception else None
+            yield self.ctx.perception.user_emotion() if image is not None and self.ctx.perception else None
         finally:
             self.ctx.perception = previous
 
     # -- the endpoints' work ---------------------------------------------------------------------
     def ask(self, text: str, emotion: str | None, image: bytes | None) -> dict[str, Any]:
-        with self.lock, self._seeing(image) as seen:
+        with self._locked(), self._seeing(image) as seen:
             return self.assistant.controller.respond(text, emotion or seen).as_json()
 
     def transcribe(self, audio: bytes) -> dict[str, Any]:
-        with self.lock:
-            text, meta = self._with_file(audio, ".audio", self.assistant.transcribe)
+        with self._locked():
+            text, meta = self.assistant.transcribe(self._audio(audio))
             return {"text": text, **meta}
 
     def say(self, text: str) -> Path:
         from agent.speech_out import BufferSink
 
-        with self.lock:
+        with self._locked():
             sink = BufferSink()
             self.assistant.speak(text, sink)
             return self._keep(sink)
 
-    def turn(self, audio: bytes, emotion: str | None, image: bytes | None) -> dict[str, Any]:
-        from agent.audio_io import load_audio
-
-        with self.lock, self._seeing(image) as seen:
-            pcm = self._with_file(audio, ".audio", load_audio)
-            transcript, result, sink = self.assistant.spoken_turn(pcm, emotion=emotion or seen)
+    def turn(self, audio: bytes, emotion: str | None) -> dict[str, Any]:
+        with self._locked():
+            pcm = self._audio(audio)
+            transcript, result, sink = self.assistant.spoken_turn(pcm, emotion=emotion)
             path = self._keep(sink)
             return {"transcript": transcript, **result.as_json(), "reply_audio": f"/api/audio/{path.stem}"}
 
     def perceive(self, image: bytes) -> dict[str, Any]:
         from tools.vision.images import load_image
 
-        with self.lock:
+        with self._locked():
             frame = self._with_file(image, ".img", load_image)
             t0 = time.perf_counter()
             snap = self.processor.process_image(frame)
@@ -122,69 +153,115 @@ class Service:
                     "timings": {"total_s": round(time.perf_counter() - t0, 3)}}
 
     def _keep(self, sink: Any) -> Path:
+        """Save a reply under an unguessable key; only the last KEEP_REPLIES stay on disk."""
         self.runs.mkdir(parents=True, exist_ok=True)
-        key = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.audio):04d}"
-        path = sink.save(self.runs / f"{key}.wav")
-        self.audio[key] = path
-        return path
+        key = secrets.token_urlsafe(12)
+        self.audio[key] = sink.save(self.runs / f"{key}.wav")
+        while len(self.audio) > KEEP_REPLIES:
+            _, old = self.audio.popitem(last=False)
+            old.unlink(missing_ok=True)
+        return self.audio[key]
 
 
-def create_app(settings: Settings, assistant: Any = None) -> FastAPI:
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise MMChatError("the body must be a JSON object", ErrorCode.BAD_INPUT)
+    return payload
+
+
+def _text(payload: dict[str, Any], limit: int) -> str:
+    text = str(payload.get("text") or "").strip()
+    if not text:
+        raise MMChatError("a non-empty 'text' is needed", ErrorCode.BAD_INPUT)
+    if len(text) > limit:
+        raise MMChatError(f"text over {limit} characters", ErrorCode.INPUT_TOO_LONG)
+    return text
+
+
+def _emotion(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in get_args(Emotion):
+        raise MMChatError(f"emotion must be one of {', '.join(get_args(Emotion))}", ErrorCode.BAD_INPUT)
+    return str(value)
+
+
+def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | None = None) -> FastAPI:
+    """``hosts``: Host names served (default: this machine's; ``["*"]`` when bound to a network)."""
     svc = Service(settings, assistant)
+    limit = settings.controller.max_user_chars
     app = FastAPI(title="MMChat", description="Local, offline multimodal voice assistant")
     app.state.service = svc
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or LOCAL_HOSTS)
+
+    @app.middleware("http")
+    async def typed_posts(request: Request, call_next: Any) -> Any:
+        kind = request.headers.get("content-type", "")
+        if request.method == "POST" and not kind.startswith(UPLOAD_TYPES):
+            return JSONResponse({"error": "send JSON, audio, an image or application/octet-stream",
+                                 "code": ErrorCode.BAD_INPUT.value}, status_code=415)
+        return await call_next(request)
 
     @app.exception_handler(MMChatError)
     async def _typed(_: Request, e: MMChatError) -> JSONResponse:
         return JSONResponse({"error": str(e), "code": e.code.value}, status_code=STATUS.get(e.code, 400))
 
     async def body(request: Request) -> bytes:
-        data = await request.body()
-        if len(data) > MAX_UPLOAD:
+        """The upload, refused as soon as it is known to be too big (never buffered past the limit)."""
+        if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
             raise HTTPException(413, f"upload over {MAX_UPLOAD // 2**20} MB")
-        return data
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_UPLOAD:
+                raise HTTPException(413, f"upload over {MAX_UPLOAD // 2**20} MB")
+        if not data:
+            raise MMChatError("empty upload", ErrorCode.BAD_INPUT)
+        return bytes(data)
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
+    async def page() -> str:
         return (WEB / "index.html").read_text(encoding="utf-8")
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "loaded": svc.loaded(), "llm": f"{settings.llm.backend}:{settings.llm.model}"}
 
     @app.post("/api/ask")
-    def ask(payload: dict[str, Any]) -> dict[str, Any]:
-        text = str(payload.get("text") or "").strip()
-        if not text:
-            raise MMChatError("ask needs a non-empty 'text'", ErrorCode.BAD_INPUT)
-        return svc.ask(text, payload.get("emotion"), None)
+    async def ask(request: Request) -> dict[str, Any]:
+        payload = await _json(request)
+        text, emotion = _text(payload, limit), _emotion(payload.get("emotion"))
+        return await run_in_threadpool(svc.ask, text, emotion, None)
 
     @app.post("/api/ask_image")
     async def ask_image(request: Request, text: str, emotion: str | None = None) -> dict[str, Any]:
-        data = await body(request)
-        return await _threaded(svc.ask, text, emotion, data)
+        text, emotion = _text({"text": text}, limit), _emotion(emotion)
+        return await run_in_threadpool(svc.ask, text, emotion, await body(request))
 
     @app.post("/api/transcribe")
     async def transcribe(request: Request) -> dict[str, Any]:
-        return await _threaded(svc.transcribe, await body(request))
+        return await run_in_threadpool(svc.transcribe, await body(request))
 
     @app.post("/api/turn")
     async def turn(request: Request, emotion: str | None = None) -> dict[str, Any]:
-        return await _threaded(svc.turn, await body(request), emotion, None)
+        emotion = _emotion(emotion)
+        return await run_in_threadpool(svc.turn, await body(request), emotion)
 
     @app.post("/api/perceive")
     async def perceive(request: Request) -> dict[str, Any]:
-        return await _threaded(svc.perceive, await body(request))
+        return await run_in_threadpool(svc.perceive, await body(request))
 
     @app.post("/api/say")
-    def say(payload: dict[str, Any]) -> FileResponse:
-        text = str(payload.get("text") or "").strip()
-        if not text:
-            raise MMChatError("say needs a non-empty 'text'", ErrorCode.BAD_INPUT)
-        return FileResponse(svc.say(text), media_type="audio/wav")
+    async def say(request: Request) -> FileResponse:
+        text = _text(await _json(request), limit)
+        return FileResponse(await run_in_threadpool(svc.say, text), media_type="audio/wav")
 
     @app.get("/api/audio/{key}")
-    def audio(key: str) -> FileResponse:
+    async def audio(key: str) -> FileResponse:
         path = svc.audio.get(key)
         if path is None or not path.is_file():
             raise HTTPException(404, "no such reply audio")
@@ -193,12 +270,8 @@ def create_app(settings: Settings, assistant: Any = None) -> FastAPI:
     return app
 
 
-async def _threaded(fn: Any, *args: Any) -> Any:
-    """Model work off the event loop (the page stays responsive; the service lock orders requests)."""
-    return await run_in_threadpool(fn, *args)
-
-
 def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    local = host in ("127.0.0.1", "localhost", "::1")
+    uvicorn.run(create_app(settings, hosts=None if local else ["*"]), host=host, port=port, log_level="warning")

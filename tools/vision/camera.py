@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
 STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
+DEVICE_RETRIES = 20  # failed reads (0.1 s apart) before a camera counts as stopped
 
 
 class FrameAnalyser(Protocol):
@@ -128,6 +129,11 @@ class CaptureSource:
         ok, frame = self.cap.read()
         if not ok and self.loop:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        for _ in range(DEVICE_RETRIES if self.fps is None else 0):  # a device or stream: ride out a hiccup
+            if ok:
+                break
+            time.sleep(0.1)
             ok, frame = self.cap.read()
         return frame if ok else None
 
