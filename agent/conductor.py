@@ -287,7 +287,7 @@ class Conductor:
         elif r.stage is Stage.ASR:
             p = self.pending.setdefault(r.job.id, {"heard_at": time.perf_counter()})
             p["transcript"] = (r.value, r.error)
-            self.try_turn(r.job.id)
+            self.try_turn()
         elif r.stage is Stage.CONTROLLER:
             self.on_spoken(r)
 
@@ -304,7 +304,7 @@ class Conductor:
             self.greeting = self.prefs.greeting()
         else:
             self.say("refusal", res.spoken, p["heard_at"])
-        self.try_turn(u.id)
+        self.try_turn()
 
     def on_voice(self, r: StageResult) -> None:
         """A later turn's voice check: another voice is ignored (the session stays unlocked)."""
@@ -320,13 +320,19 @@ class Conductor:
             why = f"score {score:.3f}" if score is not None else "no voice profile"
             self.s.event(u.end, "ignored", what="speech", reason=f"not {r.job.user}'s voice ({why})",
                          seconds=round(u.end - u.start, 2))
-        self.try_turn(u.id)
+        self.try_turn()
 
-    def try_turn(self, uid: int) -> None:
-        p = self.pending.get(uid, {})
-        if "verify" not in p or "transcript" not in p:
-            return
-        del self.pending[uid]
+    def try_turn(self) -> None:
+        """Turns whose check and transcript are both in, taken in the order they were spoken."""
+        while self.pending:
+            first = min(self.pending)  # an earlier utterance still being checked holds the later ones back
+            p = self.pending[first]
+            if "verify" not in p or "transcript" not in p:
+                return
+            del self.pending[first]
+            self._turn(p)
+
+    def _turn(self, p: dict[str, Any]) -> None:
         if p["verify"] != "accept" or not self.s.active:
             return  # locked: the speculative transcript is dropped unseen
         text, error = p["transcript"]

@@ -36,6 +36,7 @@ from tools import ToolContext
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD = 50 * 1024 * 1024
 MAX_AUDIO_S = 120.0  # longer recordings are refused (a turn is one utterance)
+MAX_PIXELS = 40_000_000  # bigger photos are refused before decoding
 LOCK_WAIT_S = 120.0
 KEEP_REPLIES = 50  # reply WAVs kept under runs/serve (older ones are deleted)
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -82,6 +83,23 @@ class Service:
             self.lock.release()
 
     # -- inputs ---------------------------------------------------------------------------
+    def _image(self, data: bytes) -> Any:
+        """An uploaded photo, its size checked from the header before it is decoded."""
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        from tools.vision.images import load_image
+
+        try:
+            w, h = Image.open(io.BytesIO(data)).size
+        except (UnidentifiedImageError, OSError, ValueError):
+            w = h = 0  # not for Pillow to judge: OpenCV's loader decides below
+        if w * h > MAX_PIXELS:
+            raise MMChatError(f"image of {w}x{h} pixels is over {MAX_PIXELS // 10**6} megapixels",
+                              ErrorCode.INPUT_TOO_LONG)
+        return self._with_file(data, ".img", load_image)
+
     def _with_file(self, data: bytes, suffix: str, fn: Any) -> Any:
         """Uploaded bytes through the same loaders (and checks) as files given on the command line."""
         if not data:
@@ -105,13 +123,12 @@ class Service:
     @contextlib.contextmanager
     def _seeing(self, image: bytes | None) -> Iterator[str | None]:
         """An uploaded photo is what the camera sees during this request; yields the main face's emotion."""
-        from tools.vision.images import load_image
         from tools.vision.state import PerceptionService
 
         previous = self.ctx.perception
         try:
             if image is not None:
-                self.processor.process_image(self._with_file(image, ".img", load_image))
+                self.processor.process_image(self._image(image))
                 self.ctx.perception = PerceptionService(self.processor.state)
             yield self.ctx.perception.user_emotion() if image is not None and self.ctx.perception else None
         finally:
@@ -143,10 +160,8 @@ class Service:
             return {"transcript": transcript, **result.as_json(), "reply_audio": f"/api/audio/{path.stem}"}
 
     def perceive(self, image: bytes) -> dict[str, Any]:
-        from tools.vision.images import load_image
-
         with self._locked():
-            frame = self._with_file(image, ".img", load_image)
+            frame = self._image(image)
             t0 = time.perf_counter()
             snap = self.processor.process_image(frame)
             return {"frames": [snap.frame_json(0.0)], "summary": snap.summary(),

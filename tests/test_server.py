@@ -89,6 +89,17 @@ def test_other_sites_and_hosts_are_refused(settings, assistant):
     assert foreign.get("/api/health").status_code == 400
 
 
+def test_huge_image_is_refused_before_decoding(client):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(buf, "PNG")  # 48 MP, a few kB compressed
+    r = client.post("/api/perceive", content=buf.getvalue(), headers={"Content-Type": "image/png"})
+    assert r.status_code == 400 and "megapixels" in r.json()["error"]
+
+
 def test_ask_needs_text(client):
     r = client.post("/api/ask", json={"text": "  "})
     assert r.status_code == 400 and "text" in r.json()["error"]

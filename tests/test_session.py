@@ -278,3 +278,29 @@ def test_session_timeouts_and_face_gone():
     assert [e["reason"] for e in s.events if e["type"] == "lock"] == [
         "no command after the wake word", "idle timeout", "face gone"]
     assert s.is_goodbye("Okay, goodbye!") and not s.is_goodbye("a good byline")
+
+
+def test_turns_are_answered_in_the_order_spoken(settings):
+    """With voice re-checks, a later short turn waits for an earlier one still being checked."""
+    import queue
+    import threading
+
+    from agent.conductor import Conductor, VoiceJob
+    from agent.pipeline import Busy, Stage, StageResult, Utterance
+    from agent.playback import Playback, StreamClock
+
+    session = Session(settings.session)
+    clock, speak = StreamClock(), queue.Queue()
+    c = Conductor(session, queue.Queue(), Playback(clock), Busy(clock), queue.Queue(), queue.Queue(), speak,
+                  None, False, 0.3, 0.5, 2.0, threading.Event(), reverify_min_s=1.5)  # type: ignore[arg-type]
+    session.wake(0.0, 0.9, "hey jarvis")
+    assert session.verified(1.0, {"decision": "accept", "user": "demo"})
+    long_, short = (Utterance(2.0, 4.0, np.zeros(32000, np.float32), 1),
+                    Utterance(5.0, 5.6, np.zeros(9600, np.float32), 2))
+    c.on_utterance(long_)  # checked (2 s)
+    c.on_utterance(short)  # too short to check
+    c.on_result(StageResult(Stage.ASR, short, "second"))
+    c.on_result(StageResult(Stage.ASR, long_, "first"))
+    assert speak.empty()  # the first turn's voice check is still out
+    c.on_result(StageResult(Stage.VERIFY, VoiceJob(long_, "demo"), (True, 0.7)))
+    assert [speak.get_nowait().text for _ in range(2)] == ["first", "second"]
