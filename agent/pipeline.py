@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
-from agent.audio.echo import EchoCanceller, RoomEcho, make_echo_canceller
+from agent.audio.echo import RoomEcho
 from agent.audio.frontend import FrontEnd
 from agent.audio.sources import AudioSource, FileSource, MicSource, to_float, to_int16
 from agent.audio.vad import DualVAD, FrameClassifier, TurnDetector
@@ -164,10 +164,6 @@ def make_source(settings: Settings, audio: str | np.ndarray | Iterable | None, l
 def make_vad(settings: Settings) -> tuple[TurnDetector, LastVoiced]:
     voiced = LastVoiced(DualVAD(settings.vad))
     return TurnDetector(settings.vad, classifier=voiced), voiced
-
-
-def make_aec(settings: Settings, sample_rate: int) -> EchoCanceller:
-    return make_echo_canceller(settings.session.aec, sample_rate, settings.session.aec_delay_ms)
 
 
 def make_wake(settings: Settings) -> WakeDetector:

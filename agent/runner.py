@@ -26,9 +26,9 @@ from agent.audio.wakeword import WakeDetector
 from agent.conductor import Conductor, FaceJob, Responses, VoiceJob
 from agent.config import Settings
 from agent.perception_hook import PerceptionHook, seen_emotion
-from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_aec,
-                            make_out, make_source, make_vad, make_wake, source_stage, start, vad_stage, wake_stage)
-from agent.playback import AudioOut, BargeInDetector, Playback, StreamClock
+from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out,
+                            make_source, make_vad, make_wake, source_stage, start, vad_stage, wake_stage)
+from agent.playback import AudioOut, Playback, StreamClock
 from agent.session import Emit, Session
 from agent.tts import TTS
 from tools import ToolContext
@@ -143,9 +143,7 @@ class SessionRunner:
         self.busy = Busy(self.clock)
         self.q = {name: queue.Queue(maxsize=queue_size) for name in ("vad", "wake")}
         self.q.update({name: queue.Queue() for name in ("hub", "gate", "asr", "speak")})
-        self.aec = parts.aec or make_aec(settings, parts.source.sample_rate)
-        self.barge = BargeInDetector(cfg.echo_gain * self.aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms,
-                                     settings.vad.frame_ms)
+        self.front = FrontEnd.from_settings(settings, parts.turns, parts.voiced, parts.source.sample_rate, parts.aec)
         self.responses = Responses(parts.controller, parts.tts, self.playback, parts.out, run_dir, self.stats)
         if hasattr(parts.source, "attach"):  # scripted sources listen for the assistant
             parts.source.attach(self)
@@ -160,8 +158,7 @@ class SessionRunner:
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
                               cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context),
                               reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None)
-        room = RoomEcho(cfg.echo_gain, cfg.echo_delay_ms, sample_rate=self.clock.sample_rate) \
-            if p.echo and cfg.echo_gain > 0 else None  # recordings: the echo a room would add
+        room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
         sync = getattr(getattr(p.gate, "feed", None), "sync", None)
         if sync is not None:  # a live camera: stream time 0 is now on its clock
             sync(time.monotonic())
@@ -169,7 +166,7 @@ class SessionRunner:
         threads = [
             start(Stage.SOURCE.value, source_stage, p.source, q["vad"], self.clock, self.playback, self.busy,
                   self.stop, room, p.throttle),
-            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], FrontEnd(self.aec, p.turns, p.voiced, self.barge),
+            start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], self.front,
                   self.stats, self.stop),
             start(Stage.WAKE.value, wake_stage, q["wake"], q["hub"], p.wake, self.stats, self.stop),
             start(Stage.VERIFY.value, job_stage, Stage.VERIFY, q["gate"], q["hub"], _check(p.gate), self.stats,

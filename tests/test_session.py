@@ -228,7 +228,7 @@ def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phra
     assert "barge_in" not in types(events)
     # Control: the same echo, neither cancelled nor gated, does wake the detector.
     reply = next(e for e in events if e["type"] == "reply")
-    echo = RoomEcho(s.session.echo_gain, s.session.echo_delay_ms).apply(load_audio(reply["audio"]))
+    echo = RoomEcho.for_session(s.session).apply(load_audio(reply["audio"]))
     assert len(WakeWordDetector(s.wake).detect(echo)) >= 1
     ignored = [e for e in events if e["type"] == "ignored" and e["what"] == "wake"]
     assert (len(ignored) == 0) if aec == "webrtc" else (len(ignored) >= 1), events

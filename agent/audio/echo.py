@@ -11,12 +11,15 @@ the barge-in detector scales the expected echo by it.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from agent.audio.sources import to_int16
 from agent.errors import ErrorCode, MMChatError
+
+if TYPE_CHECKING:
+    from agent.config import SessionSettings
 
 
 class EchoCanceller(Protocol):
@@ -98,6 +101,11 @@ class RoomEcho:
         tail[0] = 3.0  # the direct sound dominates the reflections
         self.h = gain * np.concatenate([np.zeros(d), tail]) / np.linalg.norm(tail)
         self.zi = np.zeros(len(self.h) - 1)
+
+    @classmethod
+    def for_session(cls, cfg: SessionSettings, sample_rate: int = 16000) -> "RoomEcho":
+        """The room of ``session.echo_gain`` / ``session.echo_delay_ms``."""
+        return cls(cfg.echo_gain, cfg.echo_delay_ms, sample_rate=sample_rate)
 
     def __call__(self, reference: np.ndarray) -> np.ndarray:
         from scipy.signal import lfilter

@@ -10,9 +10,10 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.audio.echo import EchoCanceller
+from agent.audio.echo import EchoCanceller, make_echo_canceller
 from agent.audio.sources import to_float
 from agent.audio.vad import TurnDetector, VADEvent
+from agent.config import Settings
 from agent.playback import BargeInDetector
 
 
@@ -32,6 +33,17 @@ class FrontEndStep:
 class FrontEnd:
     def __init__(self, aec: EchoCanceller, turns: TurnDetector, voiced: Voiced, barge: BargeInDetector) -> None:
         self.aec, self.turns, self.voiced, self.barge = aec, turns, voiced, barge
+
+    @classmethod
+    def from_settings(cls, settings: Settings, turns: TurnDetector, voiced: Voiced, sample_rate: int,
+                      aec: EchoCanceller | None = None) -> "FrontEnd":
+        """The configured canceller (unless ``aec`` is given), and a barge-in detector expecting the
+        echo it leaves (``session.echo_gain`` scaled by its residual)."""
+        cfg = settings.session
+        aec = aec or make_echo_canceller(cfg.aec, sample_rate, cfg.aec_delay_ms)
+        barge = BargeInDetector(cfg.echo_gain * aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms,
+                                settings.vad.frame_ms)
+        return cls(aec, turns, voiced, barge)
 
     def process(self, pcm: np.ndarray, reference: np.ndarray) -> FrontEndStep:
         """``pcm``: the mic frame (int16, echo included); ``reference``: what we played meanwhile."""

@@ -92,24 +92,16 @@ def espeak_phrases(text: str = "hey jarvis", voices: tuple[str, ...] = ("en-us",
 
 def synthetic_negatives(settings: Settings) -> list[tuple[str, np.ndarray]]:
     """Long wake-free speech: licence texts read by Piper and espeak-ng (whatever of them is installed)."""
-    from agent.tts import PiperTTS
-
-    out, exe = [], shutil.which("espeak-ng")
+    out = []
     for voice, name in SYNTHETIC:
         path = LICENCES / name
         if not path.is_file():
             continue
         text = " ".join(path.read_text(errors="ignore").split())
         assert "jarvis" not in text.lower()
-        if voice == "piper":
-            tts = PiperTTS(settings.tts, settings.models_dir)
-            audio = np.concatenate(list(tts.synthesize(text)))
-            out.append((f"piper:{name}", level(resample(audio, tts.sample_rate))))
-        elif exe is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                wav = Path(tmp) / "x.wav"
-                subprocess.run([exe, "-v", voice, "-s", "160", "-f", str(path), "-w", str(wav)], check=True)
-                out.append((f"espeak:{voice}:{name}", level(load_audio(wav))))
+        said = piper_phrases(settings, (text,), (1.0,)) if voice == "piper" else \
+            espeak_phrases(text, voices=(voice,), speeds=(160,), pitches=(50,))  # 50: espeak-ng's default
+        out += [(f"{label.split(':')[0]}:{voice}:{name}", level(audio)) for label, audio in said]
     return out
 
 

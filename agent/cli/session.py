@@ -22,22 +22,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from agent.assistant import Assistant
     from agent.audio_io import load_audio
     from agent.cli.speech import run_dir
     from agent.demo import format_event
     from agent.gate import make_face_feed
-    from agent.runner import SessionRunner, build_parts, close_feed
+    from agent.runner import SessionRunner, build_parts
 
     audio = load_audio(args.audio)  # typed errors for a bad file or face feed before any model loads
     feed = make_face_feed(settings, args.video, args.face, camera=args.camera)
-    try:
-        assistant = Assistant(settings)
-        _ = assistant.asr, assistant.tts, assistant.controller  # load now: turn latencies are not load times
-    except BaseException:
-        close_feed(feed)
-        raise
-    parts = build_parts(settings, audio=audio, realtime=args.realtime, assistant=assistant, feed=feed)
+    # loads every model now (turn latencies are not load times); closes the feed if that fails
+    parts = build_parts(settings, audio=audio, realtime=args.realtime, feed=feed)
     out = run_dir(settings)
     emit = None if args.json else (lambda e: print(format_event(e), file=sys.stderr, flush=True))
     events = SessionRunner(settings, parts, out, emit=emit).run()

@@ -37,7 +37,6 @@ def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: floa
     """Reply (+ room echo) with the user over its second half, through AEC3 and the barge-in detector."""
     from agent.audio.frontend import FrontEnd
     from agent.pipeline import make_vad
-    from agent.playback import BargeInDetector
 
     cfg, frame = settings.session, 16 * settings.vad.frame_ms
     lead = int(16000 * lead_s)  # the stream runs before we speak, as in a session
@@ -45,11 +44,9 @@ def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: floa
     ref, near = np.zeros(n, np.float32), np.zeros(n, np.float32)
     ref[lead:lead + len(reply)] = reply
     near[at:at + len(user)] = user[:n - at]
-    echo = RoomEcho(cfg.echo_gain, cfg.echo_delay_ms).apply(ref)
+    echo = RoomEcho.for_session(cfg).apply(ref)
     mic = echo + near
-    aec = WebRtcEchoCanceller()
-    barge = BargeInDetector(cfg.echo_gain * aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms, settings.vad.frame_ms)
-    front = FrontEnd(aec, *make_vad(settings), barge)  # the session's VAD-stage steps
+    front = FrontEnd.from_settings(settings, *make_vad(settings), 16000, WebRtcEchoCanceller())  # VAD-stage steps
     out, fired, cost = [], [], 0.0
     for i, m in enumerate(frames_of(mic, frame)):
         step = front.process(m, np.pad(ref[i * frame:(i + 1) * frame], (0, max(0, (i + 1) * frame - n))))

@@ -67,6 +67,12 @@ class EERResult:
     far_at_threshold: float
     frr_at_threshold: float
 
+    def as_json(self) -> dict:
+        return {"eer": round(self.eer, 4), "threshold": round(self.threshold, 4),
+                "far_at_threshold": round(self.far_at_threshold, 4),
+                "frr_at_threshold": round(self.frr_at_threshold, 4),
+                "genuine_trials": self.n_genuine, "impostor_trials": self.n_impostor}
+
 
 def compute_eer(genuine: list[float] | np.ndarray, impostor: list[float] | np.ndarray) -> EERResult:
     """EER and its threshold from genuine/impostor scores (higher = more alike)."""
@@ -145,10 +151,8 @@ def enrolled_trials(embeddings: np.ndarray, speakers: list[str], probes: np.ndar
 
 
 def enrolled_report(genuine: list[float], impostor: list[float], configured: float | None) -> dict:
-    r = compute_eer(genuine, impostor)
     g, i = np.asarray(genuine), np.asarray(impostor)
-    out = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4), "genuine_trials": r.n_genuine,
-           "impostor_trials": r.n_impostor, "genuine_min": round(float(g.min()), 3),
+    out = {**compute_eer(genuine, impostor).as_json(), "genuine_min": round(float(g.min()), 3),
            "impostor_max": round(float(i.max()), 3), **_separation(genuine, impostor)}
     if configured is not None:
         out["at_configured_threshold"] = {"threshold": configured, "far": round(float(np.mean(i >= configured)), 4),
@@ -205,12 +209,7 @@ def asnorm_report(embeddings: np.ndarray, speakers: list[str], ks: tuple[int, ..
                  "raw": _separation(*score_trials(embeddings, speakers)), "k": {}}
     for k in ks:
         genuine, impostor = asnorm_trials(embeddings, speakers, k)
-        r = compute_eer(genuine, impostor)
-        out["k"][str(k)] = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
-                            "far_at_threshold": round(r.far_at_threshold, 4),
-                            "frr_at_threshold": round(r.frr_at_threshold, 4),
-                            "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
-                            **_separation(genuine, impostor)}
+        out["k"][str(k)] = {**compute_eer(genuine, impostor).as_json(), **_separation(genuine, impostor)}
     return out
 
 
@@ -234,25 +233,21 @@ def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: s
         except MMChatError:
             skipped.append(u.name)
     secs = time.perf_counter() - t0
-    speakers = [u.speaker for u in kept]
-    genuine, impostor = score_trials(np.stack(embs), speakers)
-    r = compute_eer(genuine, impostor)
-    out = {"eer": round(r.eer, 4), "threshold": round(r.threshold, 4),
-           "far_at_threshold": round(r.far_at_threshold, 4), "frr_at_threshold": round(r.frr_at_threshold, 4),
-           "genuine_trials": r.n_genuine, "impostor_trials": r.n_impostor,
+    speakers, e = [u.speaker for u in kept], np.stack(embs)
+    genuine, impostor = score_trials(e, speakers)
+    out = {**compute_eer(genuine, impostor).as_json(),
            "utterances": len(kept), "speakers": len({u.speaker for u in kept}), "skipped": skipped,
            "genuine_min_median": [round(min(genuine), 3), round(float(np.median(genuine)), 3)],
            "impostor_median_max": [round(float(np.median(impostor)), 3), round(max(impostor), 3)],
            "embed_s_per_utterance": round(secs / max(1, len(kept) + len(skipped)), 3)}
     out["enrolled"] = {"protocol": f"probe vs mean of {ENROL_N} enrolment utterances (as the gate scores)",
                        "speakers": len({s for s in speakers if speakers.count(s) > ENROL_N}),
-                       "full": enrolled_report(*enrolled_trials(np.stack(embs), speakers), configured)}
-    for secs in short_probes_s:  # commands are short: the same probes cut to their first seconds of speech
-        probes = np.stack([vp.embed(a[:int(secs * SAMPLE_RATE)]) for a in speech])
-        out["enrolled"][f"first_{secs:g}_s"] = enrolled_report(
-            *enrolled_trials(np.stack(embs), speakers, probes), configured)
+                       "full": enrolled_report(*enrolled_trials(e, speakers), configured)}
+    for probe_s in short_probes_s:  # commands are short: the same probes cut to their first seconds of speech
+        probes = np.stack([vp.embed(a[:int(probe_s * SAMPLE_RATE)]) for a in speech])
+        out["enrolled"][f"first_{probe_s:g}_s"] = enrolled_report(*enrolled_trials(e, speakers, probes), configured)
     if norm == "asnorm":
-        out["asnorm"] = asnorm_report(np.stack(embs), speakers, cohort_k)
+        out["asnorm"] = asnorm_report(e, speakers, cohort_k)
     return out
 
 
