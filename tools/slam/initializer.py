@@ -1,6 +1,8 @@
 """Two-view initialisation: essential matrix, recoverPose, triangulation and a parallax check."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -18,10 +20,34 @@ class InitResult:
     parallax_deg: float
 
 
+class DegenerateGeometry(Exception):
+    """OpenCV refused the geometry of a frame (pure rotation, collinear points, too few points)."""
+
+
+@contextmanager
+def cv_guard(what: str) -> Iterator[None]:
+    """Turn a ``cv2.error`` inside an OpenCV geometry call into :class:`DegenerateGeometry`.
+
+    Releases differ in what they accept: 5.1 asserts inside ``solvePoly`` on pure rotation where
+    5.0 returned a matrix. Either way it is a status for that frame, never an exception out of SLAM.
+    """
+    try:
+        yield
+    except cv2.error as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise DegenerateGeometry(f"degenerate geometry in {what} ({first[:80]})") from e
+
+
+MIN_POINTS = 8  # fewer correspondences cannot give a stable essential matrix
+
+
 def triangulate(K: np.ndarray, T1: np.ndarray, T2: np.ndarray, uv1: np.ndarray,
                 uv2: np.ndarray) -> np.ndarray:
     """Linear triangulation of pixel pairs seen from world->camera poses T1, T2; (N, 3) world points."""
-    X = cv2.triangulatePoints(K @ T1[:3], K @ T2[:3], uv1.T.astype(float), uv2.T.astype(float))
+    if len(uv1) == 0:
+        return np.zeros((0, 3))
+    with cv_guard("triangulation"):
+        X = cv2.triangulatePoints(K @ T1[:3], K @ T2[:3], uv1.T.astype(float), uv2.T.astype(float))
     w = np.where(np.abs(X[3]) < 1e-12, 1e-12, X[3])
     return (X[:3] / w).T
 
@@ -76,15 +102,28 @@ class TwoViewInitializer:
     def try_init(self, ref: FrameFeatures, cur: FrameFeatures) -> InitResult | str:
         """An initial two-view map, or the reason why not (a short phrase)."""
         pairs = match_descriptors(ref.descriptors, cur.descriptors)
-        if len(pairs) < self.min_matches:
-            return f"too few matches ({len(pairs)})"
-        p1, p2 = ref.keypoints[pairs[:, 0]], cur.keypoints[pairs[:, 1]]
-        E, mask = cv2.findEssentialMat(p1, p2, self.K, cv2.RANSAC, 0.999, 1.0)
-        if E is None or E.shape != (3, 3):
-            return "no essential matrix"
+        return self.from_matches(ref.keypoints[pairs[:, 0]], cur.keypoints[pairs[:, 1]], pairs)
+
+    def from_matches(self, p1: np.ndarray, p2: np.ndarray, pairs: np.ndarray) -> InitResult | str:
+        """Two-view geometry of matched pixels ``p1[i] <-> p2[i]``; never raises on degenerate input."""
+        if len(p1) < max(MIN_POINTS, self.min_matches):
+            return f"too few matches ({len(p1)})"
+        if float(np.median(np.linalg.norm(p2 - p1, axis=1))) < 0.5:
+            return "no camera motion (identical frames)"
+        try:
+            return self._two_view(np.asarray(p1, np.float64), np.asarray(p2, np.float64), pairs)
+        except DegenerateGeometry as e:
+            return str(e)
+
+    def _two_view(self, p1: np.ndarray, p2: np.ndarray, pairs: np.ndarray) -> InitResult | str:
+        with cv_guard("essential matrix"):
+            E, mask = cv2.findEssentialMat(p1, p2, self.K, cv2.RANSAC, 0.999, 1.0)
+        if E is None or E.shape != (3, 3) or mask is None or int((mask.ravel() > 0).sum()) < MIN_POINTS:
+            return "no essential matrix (degenerate geometry)"
         if self._rotation_only(p1[mask.ravel() > 0], p2[mask.ravel() > 0]):
             return "pure rotation (no parallax)"
-        n, R, t, mask = cv2.recoverPose(E, p1, p2, self.K, mask=mask)
+        with cv_guard("pose recovery"):
+            n, R, t, mask = cv2.recoverPose(E, p1, p2, self.K, mask=mask)
         inl = mask.ravel() > 0
         if inl.sum() < self.min_inliers:
             return f"too few pose inliers ({int(inl.sum())})"
@@ -95,7 +134,7 @@ class TwoViewInitializer:
         e2, z2 = reprojection_error(self.K, T2, P, p2)
         par = parallax_deg(np.zeros(3), -R.T @ t.ravel(), P)
         good = inl & (z1 > 0) & (z2 > 0) & (e1 < self.max_error) & (e2 < self.max_error) & (par > 0.2)
-        if good.sum() < self.min_inliers:
+        if good.sum() < max(self.min_inliers, MIN_POINTS):
             return f"too few triangulated points ({int(good.sum())})"
         med = float(np.median(par[good]))
         if med < self.min_parallax:

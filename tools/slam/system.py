@@ -15,7 +15,8 @@ import numpy as np
 from agent.config import SlamSettings
 from tools.slam.ba import BundleAdjuster, GtsamBundleAdjuster
 from tools.slam.features import FeatureExtractor, FrameFeatures, OrbExtractor, match_descriptors, search_by_projection
-from tools.slam.initializer import InitResult, TwoViewInitializer, parallax_deg, reprojection_error, triangulate
+from tools.slam.initializer import (DegenerateGeometry, InitResult, TwoViewInitializer, cv_guard, parallax_deg,
+                                   reprojection_error, triangulate)
 from tools.slam.map import SlamMap, Status, TrajectoryEntry, camera_center, to_pose
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,26 @@ class MonocularSlam:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         feats = self.extract(gray)
         with self.map.lock:
-            if not self.map.initialised:
-                res = self._initialise(feats, timestamp)
-            elif self._lost:
-                res = self._relocalise(feats, timestamp)
-            else:
-                res = self._track(feats, timestamp)
+            try:
+                if not self.map.initialised:
+                    res = self._initialise(feats, timestamp)
+                elif self._lost:
+                    res = self._relocalise(feats, timestamp)
+                else:
+                    res = self._track(feats, timestamp)
+            except DegenerateGeometry as e:  # a guarded OpenCV call refused this frame's geometry
+                res = self._degenerate(feats, timestamp, str(e))
             res.timings["track"] = 1000 * (time.perf_counter() - t0) - res.timings.get("keyframe", 0.0)
             self.map.trajectory.append(TrajectoryEntry(res.index, timestamp, res.status, res.T_cw))
         return res
+
+    def _degenerate(self, feats: FrameFeatures, t: float, why: str) -> FrameResult:
+        """This frame's geometry was refused: not initialised yet, else lost (relocalise next)."""
+        self.current = _Current(feats, np.zeros((0, 2), np.int64), None)
+        if not self.map.initialised:
+            return FrameResult(self._index, t, Status.NOT_INITIALISED, None, message=why)
+        self._lost = True
+        return FrameResult(self._index, t, Status.LOST, None, message=why)
 
     def frame_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Last frame: pixel positions and map point ids of its matches, and its pose (None if lost)."""
@@ -194,18 +206,22 @@ class MonocularSlam:
             return None, pairs
         P = np.array([self.map.points[p].position for p in pairs[:, 1]], np.float64)
         uv = feats.keypoints[pairs[:, 0]].astype(np.float64)
-        if T0 is not None:
-            rvec, tvec = cv2.Rodrigues(T0[:3, :3])[0], T0[:3, 3].reshape(3, 1).copy()
-            ok, rvec, tvec, inl = cv2.solvePnPRansac(P, uv, self.K, None, rvec, tvec, True, 100, 3.0, 0.99,
-                                                     flags=cv2.SOLVEPNP_ITERATIVE)
-        else:
-            ok, rvec, tvec, inl = cv2.solvePnPRansac(P, uv, self.K, None, iterationsCount=300,
-                                                     reprojectionError=4.0, confidence=0.999,
-                                                     flags=cv2.SOLVEPNP_SQPNP)
-        if not ok or inl is None or len(inl) < need:
-            return None, pairs[inl.ravel()] if inl is not None else pairs[:0]
-        inl = inl.ravel()
-        rvec, tvec = cv2.solvePnPRefineLM(P[inl], uv[inl], self.K, None, rvec, tvec)
+        try:
+            with cv_guard("PnP"):
+                if T0 is not None:
+                    rvec, tvec = cv2.Rodrigues(T0[:3, :3])[0], T0[:3, 3].reshape(3, 1).copy()
+                    ok, rvec, tvec, inl = cv2.solvePnPRansac(P, uv, self.K, None, rvec, tvec, True, 100, 3.0,
+                                                             0.99, flags=cv2.SOLVEPNP_ITERATIVE)
+                else:
+                    ok, rvec, tvec, inl = cv2.solvePnPRansac(P, uv, self.K, None, iterationsCount=300,
+                                                             reprojectionError=4.0, confidence=0.999,
+                                                             flags=cv2.SOLVEPNP_SQPNP)
+                if not ok or inl is None or len(inl) < need:
+                    return None, pairs[inl.ravel()] if inl is not None else pairs[:0]
+                inl = inl.ravel()
+                rvec, tvec = cv2.solvePnPRefineLM(P[inl], uv[inl], self.K, None, rvec, tvec)
+        except DegenerateGeometry:  # e.g. all map points on a line: no pose from these matches
+            return None, pairs[:0]
         T = to_pose(cv2.Rodrigues(rvec)[0], tvec)
         err, z = reprojection_error(self.K, T, P, uv)
         good = (err < 3.0) & (z > 0)
@@ -299,7 +315,10 @@ class MonocularSlam:
         if len(pairs) == 0:
             return 0
         ia, ib = ia[pairs[:, 0]], ib[pairs[:, 1]]
-        P = triangulate(K, a.T_cw, b.T_cw, a.keypoints[ia], b.keypoints[ib])
+        try:
+            P = triangulate(K, a.T_cw, b.T_cw, a.keypoints[ia], b.keypoints[ib])
+        except DegenerateGeometry:  # the new keyframe is kept; it just adds no points
+            return 0
         ea, za = reprojection_error(K, a.T_cw, P, a.keypoints[ia])
         eb, zb = reprojection_error(K, b.T_cw, P, b.keypoints[ib])
         par = parallax_deg(a.center, b.center, P)
