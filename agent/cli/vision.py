@@ -25,10 +25,13 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("perceive", parents=[common], help="objects, faces and hands in an image or video")
-    src = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser("perceive", parents=[common], help="objects, faces and hands in an image or video; "
+                                                         "emotion, age and gender from face, voice and words")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--image", help="a photo (jpg, png, ...)")
     src.add_argument("--video", help="a video file")
+    p.add_argument("--audio", default=None, help="a recording of the user's voice (emotion, gender, arousal)")
+    p.add_argument("--text", default=None, help="what the user said (emotion of the words)")
     p.add_argument("-o", "--output", default=None, help="write an annotated image/video (.mp4/.avi) here")
     p.add_argument("--every", type=int, default=None, help="run the detector every N frames (default: config)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N video frames")
@@ -88,6 +91,30 @@ def _positive(value: int | None, name: str) -> None:
 
 
 def perceive(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    if not (args.image or args.video or args.audio or args.text is not None):
+        raise _bad("give at least one of --image, --video, --audio, --text", ErrorCode.BAD_INPUT)
+    audio = _load_audio(args.audio) if args.audio else None  # bad audio fails before any model loads
+    payload = perceive_frames(args, settings) if args.image or args.video else {"frames": []}
+    if audio is not None or args.text is not None:
+        from tools.affect.service import Affect
+
+        affect = Affect.shared(settings.affect, settings.identity.min_speech_s)
+        frames = payload["frames"] if args.image or args.video else None
+        payload.update(affect.perceive(frames, audio, args.text))
+    elif payload["frames"]:
+        from tools.affect.service import Affect
+
+        payload.update(Affect.shared(settings.affect).perceive(payload["frames"]))
+    return payload
+
+
+def _load_audio(path: str) -> np.ndarray:
+    from agent.audio_io import load_audio
+
+    return load_audio(path)
+
+
+def perceive_frames(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     _positive(args.every, "--every")
     _positive(args.max_frames, "--max-frames")
     out_path = Path(args.output) if args.output else None

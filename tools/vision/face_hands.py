@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from agent.config import Settings, VisionSettings
+from tools.affect.face_attributes import NO_ATTRIBUTES, AgeGenderModel, FaceAttributeCache, FaceAttributes
 from tools.vision.emotion import (EMOTIONS, FER_ONNX, EmotionModel, EmotionSmoother, FerEmotion,
                                   LandmarkEmotion, normalise)
 from tools.vision.faces import Box, FaceFinder, FoundFace
@@ -28,9 +29,11 @@ class FaceResult:
     emotion: str
     emotion_scores: dict[str, float]
     landmarks: np.ndarray | None = field(repr=False)  # (478, 3) in pixels; None when no mesh fitted
+    attributes: FaceAttributes = NO_ATTRIBUTES  # age, gender (tools/affect/face_attributes.py)
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": list(self.box), "emotion": self.emotion, "emotion_scores": self.emotion_scores}
+        return {"box": list(self.box), "emotion": self.emotion, "emotion_scores": self.emotion_scores,
+                **self.attributes.as_json()}
 
 
 @dataclass
@@ -91,6 +94,7 @@ class FaceHandsAnalyser:
         self.gestures = GestureRecognizer(min_score=cfg.gesture_min_score) if hands else None
         self.debouncer = GestureDebouncer(cfg.gesture_modes, cfg.gesture_hold_ms, cfg.gesture_hold_frames)
         self.smoother = EmotionSmoother(cfg.emotion_ema_alpha if video else 1.0)
+        self.attributes = FaceAttributeCache(AgeGenderModel()) if faces and settings.affect.age_gender else None
         self._frame = 0
 
     def analyse(self, frame: Any, t_ms: float | None = None) -> FrameResult:
@@ -115,6 +119,8 @@ class FaceHandsAnalyser:
         timings["face_mesh"] = (time.perf_counter() - t0) * 1000
         if not found:
             self.smoother.reset()
+            if self.attributes is not None:
+                self.attributes.reset()
             return []
         boxes = [f.box for f in found]
         t0 = time.perf_counter()
@@ -122,10 +128,17 @@ class FaceHandsAnalyser:
         if scores is None:
             scores = self.smoother.update(boxes, self._emotion(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), found))
             timings["emotion"] = (time.perf_counter() - t0) * 1000
+        attrs = [NO_ATTRIBUTES] * len(found)
+        if self.attributes is not None:  # once per new face track in video, every face on a photo
+            t0 = time.perf_counter()
+            runs = self.attributes.runs
+            attrs = self.attributes.attributes(rgb, boxes, self.video)
+            if self.attributes.runs > runs:
+                timings["age_gender"] = (time.perf_counter() - t0) * 1000
         return [FaceResult(box=f.box, emotion=EMOTIONS[int(s.argmax())],
                            emotion_scores={e: round(float(v), 4) for e, v in zip(EMOTIONS, s)},
-                           landmarks=f.landmarks)
-                for f, s in zip(found, scores)]
+                           landmarks=f.landmarks, attributes=a)
+                for f, s, a in zip(found, scores, attrs)]
 
     def _emotion(self, gray: np.ndarray, found: list[FoundFace]) -> np.ndarray:
         """Fused (N, 6) probabilities; models needing landmarks skip faces without a mesh."""

@@ -1,0 +1,165 @@
+"""Emotion from words, voice gender/arousal, face age/gender and their fusion, on real data and models."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from agent.cli import main as cli_main
+from agent.config import AffectSettings, load_settings
+from tools.affect.fusion import fuse_emotion, fuse_gender
+from tools.affect.reading import ModalityReading
+
+SETTINGS = load_settings(None)
+TD = SETTINGS.testdata_dir
+CASES = SETTINGS.root / "agent" / "evals" / "emotion_text_cases.jsonl"
+needs_data = pytest.mark.skipif(not (TD / "speech").is_dir(), reason="../shared/testdata not present")
+
+
+def _run(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = cli_main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+# --- fusion (plumbing: hand-made probabilities) ---------------------------------------------------
+
+def test_fusion_weights_agreement_and_dropouts():
+    happy = ModalityReading.of([0.05, 0.8, 0.05, 0.04, 0.03, 0.03])
+    sad = ModalityReading.of([0.1, 0.1, 0.6, 0.1, 0.05, 0.05])
+    unsure = ModalityReading.of([0.2, 0.2, 0.2, 0.2, 0.1, 0.1])
+    f = fuse_emotion({"face": happy, "text": sad, "voice": unsure}, {"face": 0.5, "text": 0.35, "voice": 0.15}, 0.35)
+    assert f.emotion == "happy" and f.used == ["face", "text"] and f.agreed == ["face"]
+    assert "voice" in f.dropped and "unsure" in f.dropped["voice"]
+    assert abs(sum(f.scores.values()) - 1) < 1e-3
+    f = fuse_emotion({"face": happy, "text": sad}, {"face": 0.1, "text": 0.9}, 0.35)
+    assert f.emotion == "sad"  # the weights decide
+    f = fuse_emotion({"face": ModalityReading.none("no face")}, {"face": 1.0}, 0.35)
+    assert f.emotion is None and f.dropped == {"face": "no face"}
+
+
+def test_gender_fusion_drops_unsure_votes():
+    assert fuse_gender({"face": ("male", 0.99), "voice": ("female", 0.55)}, {"face": 0.5, "voice": 0.5}, 0.75) == \
+        ("male", 0.99)
+    assert fuse_gender({"voice": ("female", 0.6)}, {"voice": 1.0}, 0.75) == (None, None)
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def text_model():
+    from tools.affect.text import TextEmotion
+
+    return TextEmotion(max_chars=AffectSettings().text_max_chars)
+
+
+def test_text_emotion_on_the_project_sentences(text_model):
+    from agent.evals.affect import read_text_cases, score
+
+    cases = [(t, t, want) for t, want in read_text_cases(CASES)]
+    r = score(cases, lambda t: (text_model.read(t).emotion, None))
+    assert r["n"] == 48
+    assert r["accuracy"] >= 0.6, r  # 0.667 measured; chance is 0.17
+    assert r["per_class"]["sad"]["accuracy"] >= 0.75 and r["per_class"]["happy"]["accuracy"] >= 0.75
+
+
+@pytest.mark.parametrize("text, reason", [("", "empty"), ("   ", "empty"), ("123 ... !!", "no words"),
+                                          ("word " * 400, "too long")])
+def test_text_without_a_reading_says_why(text_model, text, reason):
+    r = text_model.read(text)
+    assert r.emotion is None and r.scores is None and reason in r.reason
+
+
+# --- voice -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def voice():
+    from tools.affect.voice import VoiceAnalyser
+
+    return VoiceAnalyser()
+
+
+@needs_data
+def test_voice_gender_of_the_two_shared_speakers(voice):
+    """spk1 speaks at ~200 Hz, spk2 at ~115-150 Hz (median F0): female and male voices."""
+    from agent.audio_io import load_audio
+
+    got = {f.stem: voice.read(load_audio(f)) for f in sorted((TD / "speech").glob("spk*_snt*.wav"))}
+    right = sum(r.gender == ("female" if k.startswith("spk1") else "male") for k, r in got.items())
+    assert right >= 7, {k: (r.gender, r.gender_score) for k, r in got.items()}  # 7/8 measured
+    pro = got["spk1_snt1"].arousal
+    assert pro is not None and 160 < pro.pitch_hz < 260 and pro.level in ("low", "medium", "high")
+    assert got["spk2_snt2"].arousal.pitch_hz < 160
+
+
+def test_silence_and_noise_get_no_voice_reading(voice):
+    rng = np.random.default_rng(0)
+    for audio in (np.zeros(32000, np.float32), (0.05 * rng.standard_normal(48000)).astype(np.float32)):
+        r = voice.read(audio)
+        assert r.gender is None and r.arousal is None and "speech" in r.reason
+        j = r.as_json()
+        assert j["emotion"] is None and j["gender"] is None and j["reason"]
+
+
+# --- face age/gender -------------------------------------------------------------------------------
+
+@needs_data
+def test_face_gender_and_age_on_the_shared_photos():
+    from tools.affect.face_attributes import AgeGenderModel
+    from tools.vision.faces import FaceFinder
+    from tools.vision.images import load_image
+    import cv2
+
+    model, finder = AgeGenderModel(), FaceFinder(4, 0.5)
+    people = {"obama": "male", "biden": "male", "kit_harington": "male", "alex_lacamoire": "male",
+              "lin_manuel_miranda": "male", "rose_leslie": "female"}
+    for person, gender in people.items():
+        for f in sorted((TD / "faces" / "enroll" / person).iterdir()):
+            rgb = cv2.cvtColor(load_image(f), cv2.COLOR_BGR2RGB)
+            (a,) = model.predict(rgb, [finder.find(rgb)[0].box])
+            assert a.gender == gender and a.gender_score >= 0.9, (f.name, a)
+            assert 18 <= a.age <= 80, (f.name, a)  # adults
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+@needs_data
+def test_perceive_image_audio_text_fused(capsys):
+    code, out, err = _run(capsys, "perceive", "--image", str(TD / "faces" / "enroll" / "biden" / "biden.jpg"),
+                          "--audio", str(TD / "speech" / "spk2_snt2.wav"), "--text", "what joy there is in living")
+    assert code == 0, err
+    face = out["frames"][0]["faces"][0]
+    assert face["gender"] == "male" and isinstance(face["age"], int) and face["gender_score"] >= 0.9
+    assert set(out["voice"]) >= {"emotion", "emotion_scores", "gender", "gender_score", "age"}
+    assert out["voice"]["emotion"] is None and out["voice"]["gender"] == "male"
+    assert set(out["text"]) >= {"emotion", "emotion_scores"} and out["text"]["emotion"] == "happy"
+    fused = out["fused"]
+    assert set(fused) >= {"emotion", "emotion_scores", "gender", "age"} and fused["gender"] == "male"
+    assert "text" in fused["modalities"] and "voice" in fused["dropped"]
+
+
+def test_perceive_bad_inputs(capsys, tmp_path):
+    code, out, _ = _run(capsys, "perceive", "--text", "")
+    assert code == 0 and out["text"]["emotion"] is None and out["fused"]["emotion"] is None
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    code, out, err = _run(capsys, "perceive", "--audio", str(empty))
+    assert code == 2 and "audio-empty" in err and out is None
+    code, _, err = _run(capsys, "perceive")
+    assert code == 2 and "at least one" in err
+
+
+@needs_data
+def test_eval_gender_audio_and_text_cli(capsys, tmp_path):
+    rows = [(str(f), "female" if f.name.startswith("spk1") else "male") for f in sorted((TD / "speech").glob("*.wav"))]
+    with (tmp_path / "cases.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([("file", "gender"), *rows])
+    code, out, err = _run(capsys, "eval", "gender", "--audio", str(tmp_path / "cases.csv"))
+    assert code == 0, err
+    assert out["n"] == 8 and out["accuracy"] >= 0.85 and set(out["per_class"]) == {"female", "male"}
+    shutil.copy(CASES, tmp_path / "t.jsonl")
+    code, out, err = _run(capsys, "eval", "emotion", "--text", str(tmp_path / "t.jsonl"))
+    assert code == 0 and out["n"] == 48 and isinstance(out["errors"], list)
