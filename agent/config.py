@@ -94,7 +94,7 @@ class WakeSettings(FrozenModel):
 class IdentitySettings(FrozenModel):
     """Voiceprint, face check and liveness thresholds (see agent/identity/)."""
 
-    voice_threshold: float = Field(0.33, ge=-1.0, le=1.0)  # ECAPA cosine, >= accepts; EER point (identity/eer.py)
+    voice_threshold: float = Field(0.45, ge=-1.0, le=1.0)  # ECAPA cosine, >= accepts; same-channel trials (eer.py)
     min_speech_s: float = Field(1.0, ge=0.1, le=30.0)  # speech needed in a voice sample
     face_threshold: float = Field(0.6, gt=0.0, le=2.0)  # dlib 128-d distance; <= accepts
     face_upsample: int = Field(1, ge=0, le=3)  # HOG upsampling (finds smaller faces, slower)

@@ -191,6 +191,7 @@ class IdentityGate:
             return GateResult("reject", None, f"voice: {e}", _sorry("I didn't hear enough of your voice"), details)
         details["voice_score"] = None if vm.value is None else round(vm.value, 4)
         details["voice_user"] = vm.user
+        details.update(vm.explain("voice"))  # threshold, margin, normalisation: the decision explains itself
         if not vm.ok:
             return self._done(vm, None, None, t0, details)
         if not cfg.require_face:
@@ -211,6 +212,7 @@ class IdentityGate:
             return GateResult("reject", None, "no face in view", _sorry("I can't see your face"), details)
         fm = best_face(encs, profiles, cfg.face_threshold)
         details["face_distance"], details["face_user"] = round(fm.value, 4), fm.user
+        details.update(fm.explain("face"))
         live = None
         if cfg.require_liveness and not self.feed.still:
             live = self.checker.liveness(self.feed.frames(t, self.session.face_window_s, cfg.liveness_frames))

@@ -88,6 +88,9 @@ def _parts(settings: Settings, audio: Any, live: bool, realtime: bool, assistant
     turns, voiced = make_vad(settings)
     perception = None
     if gate is None:
+        from agent.identity.face_sync import sync_configured
+
+        sync_configured(settings)  # session.faces_dir: enrol/retrain before the gate and camera read profiles
         realtime = realtime or feed.kind == "camera"  # a camera runs on the wall clock: so must the audio
         gate = IdentityGate(settings, feed)
         gate.warm_up()

@@ -10,7 +10,9 @@ mkdir -p "$CACHE/wheels" "$CACHE/models"
 export PIP_CACHE_DIR="$CACHE/pip"
 log() { printf '[install] %s\n' "$*" >&2; }
 
-apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples visp-images-data opencv-doc)
+# fillets-ng-data-cs/-nl: two actors per dubbing, one studio each (same-channel voiceprint trials)
+apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples visp-images-data opencv-doc
+          fillets-ng-data-cs fillets-ng-data-nl)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

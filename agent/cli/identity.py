@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r = ps.add_parser("remove", parents=[common], help="delete a profile")
     r.add_argument("name")
     r.set_defaults(handler=profiles_remove)
+    y = ps.add_parser("sync", parents=[common], help="enrol faces from DIR/<name>/*.jpg|png; retrain only on change")
+    y.add_argument("dir", metavar="DIR", help="one folder per person, named like the profile")
+    y.set_defaults(handler=profiles_sync)
 
     p = sub.add_parser("verify", parents=[common], help="identity check against all profiles")
     p.add_argument("--voice", metavar="WAV", help="speech recording to check")
@@ -72,9 +75,18 @@ def profiles_list(args: argparse.Namespace, settings: Settings) -> dict[str, Any
 
 
 def profiles_remove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from agent.identity.face_sync import FaceSync
+
     store = _store(settings)
     store.remove(args.name)
+    FaceSync.from_settings(settings).forget(args.name)  # their classifier data and sync records too
     return {"users": store.names(), "removed": args.name}
+
+
+def profiles_sync(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from agent.identity.face_sync import FaceSync
+
+    return FaceSync.from_settings(settings).sync(args.dir).as_json()
 
 
 def verify(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

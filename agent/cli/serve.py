@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
+    from agent.identity.face_sync import sync_configured
     from agent.server import serve as run
 
+    sync_configured(settings)  # session.faces_dir, before the first request reads the profiles
     print(f"MMChat: http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
     run(settings, args.host, args.port)

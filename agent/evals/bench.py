@@ -18,6 +18,7 @@ GROUPS: dict[str, str] = {
     "echo": "agent.evals.bench_echo:bench_echo",
     "objects": "agent.evals.bench_vision_objects:bench_objects",
     "vision_face": "agent.evals.bench_vision_face:bench_face_hands",
+    "faces_id": "agent.evals.bench_faces_id:bench_faces_id",
     "slam": "agent.evals.bench_slam:bench_slam",
 }
 

@@ -24,7 +24,9 @@ each trial score is standardised by the mean/std of the top-K cohort scores of
 both sides and the two are averaged. The cohort of a trial is every utterance of
 the *other* speakers (both trial speakers left out), for each K of ``--cohort-k``.
 The raw figures stay at the top level of the output; AS-norm ones are under ``asnorm``.
-Run: ``python -m agent.identity.eer [--json] [--norm asnorm] [--cohort-k 5,10,20]``.
+``same_channel`` (on unless ``--no-same-channel``): impostors on the owner's own channel
+(agent/identity/same_channel.py) and the threshold chosen on them.
+Run: ``python -m agent.identity.eer [--json] [--norm asnorm] [--cohort-k 5,10,20] [--no-same-channel]``.
 """
 from __future__ import annotations
 
@@ -215,8 +217,9 @@ def asnorm_report(embeddings: np.ndarray, speakers: list[str], ks: tuple[int, ..
 
 def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: str = "none",
             cohort_k: tuple[int, ...] = (5, 10, 20), configured: float | None = None,
-            short_probes_s: tuple[float, ...] = (1.0, 1.5)) -> dict:
-    """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER."""
+            short_probes_s: tuple[float, ...] = (1.0, 1.5), same_channel: bool = True) -> dict:
+    """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER
+    (``same_channel``: also the same-channel impostor trials of agent/identity/same_channel.py)."""
     from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, speech_only
 
     vp = EcapaVoiceprint(models_dir / ECAPA_DIR)
@@ -248,6 +251,13 @@ def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: s
         out["enrolled"][f"first_{probe_s:g}_s"] = enrolled_report(*enrolled_trials(e, speakers, probes), configured)
     if norm == "asnorm":
         out["asnorm"] = asnorm_report(e, speakers, cohort_k)
+    if same_channel:
+        from agent.identity.same_channel import groups, measure_same_channel
+
+        cohort = [i for i, s in enumerate(speakers) if not s.startswith("sb-")]  # not testdata's speakers
+        out["same_channel"] = measure_same_channel(
+            vp, groups(kept), e[cohort], [speakers[i] for i in cohort], min_speech_s, configured,
+            ks=cohort_k if norm == "asnorm" else ())
     return out
 
 
@@ -260,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--norm", choices=("none", "asnorm"), default="none",
                     help="also measure AS-norm scores (the raw figures are always reported)")
     ap.add_argument("--cohort-k", default="5,10,20", help="top-K cohort sizes for AS-norm, comma separated")
+    ap.add_argument("--no-same-channel", action="store_true",
+                    help="skip the same-channel impostor trials (agent/identity/same_channel.py)")
     a = ap.parse_args(argv)
     try:
         ks = tuple(int(k) for k in a.cohort_k.split(","))
@@ -268,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--cohort-k: positive integers separated by commas, not {a.cohort_k!r}")
     s = load_settings(a.config)
-    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks, s.identity.voice_threshold)
+    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks, s.identity.voice_threshold,
+                  same_channel=not a.no_same_channel)
     if a.json:
         json.dump(out, sys.stdout)
         print()

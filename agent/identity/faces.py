@@ -78,6 +78,11 @@ class DlibFaceEncoder:
         encs = self._fr.face_encodings(rgb, boxes) if boxes else []
         return FaceScan([tuple(b) for b in boxes], np.asarray(encs, dtype=np.float64).reshape(-1, 128))
 
+    def encode_boxes(self, rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        """(n, 128) encodings of the faces at known boxes (top, right, bottom, left); no detection run."""
+        encs = self._fr.face_encodings(np.ascontiguousarray(rgb), [tuple(map(int, b)) for b in boxes]) if boxes else []
+        return np.asarray(encs, dtype=np.float64).reshape(-1, 128)
+
 
 def read_image_bgr(path: str | Path) -> np.ndarray:
     """An image file as OpenCV BGR uint8 (the shared loader); FaceError if missing, empty or undecodable."""

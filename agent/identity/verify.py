@@ -29,6 +29,15 @@ class Match:
     user: str | None
     value: float | None  # voice: cosine score (higher = closer); face: distance (lower = closer)
     ok: bool
+    threshold: float | None = None  # what ``value`` was held against
+
+    def explain(self, kind: str) -> dict[str, Any]:
+        """The decision's numbers: ``<kind>_threshold`` and ``<kind>_margin`` (how far past it; > 0 passes
+        for voice, < 0 for face). Voice scores are raw cosines: no score normalisation (AS-norm was worse
+        on same-channel impostors, agent/identity/same_channel.py), so ``voice_norm`` is "none"."""
+        margin = None if self.value is None or self.threshold is None else round(self.value - self.threshold, 4)
+        out = {f"{kind}_threshold": self.threshold, f"{kind}_margin": margin}
+        return {**out, "voice_norm": "none"} if kind == "voice" else out
 
 
 @dataclass
@@ -52,6 +61,9 @@ class Decision:
             "face_user": self.face.user if self.face else None,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+        for kind, m in (("voice", self.voice), ("face", self.face)):
+            if m is not None:
+                out.update(m.explain(kind))
         if self.liveness is not None:
             out["liveness"] = self.liveness.as_json()
         return out
@@ -60,9 +72,9 @@ class Decision:
 def best_voice(emb: np.ndarray, profiles: list[Profile], threshold: float) -> Match:
     scored = [(cosine_score(emb, p.voice), p.name) for p in profiles if len(p.voice)]
     if not scored:
-        return Match(None, None, False)
+        return Match(None, None, False, threshold)
     score, name = max(scored)
-    return Match(name, score, score >= threshold)
+    return Match(name, score, score >= threshold, threshold)
 
 
 def best_face(encs: list[np.ndarray], profiles: list[Profile], threshold: float) -> Match:
@@ -70,9 +82,9 @@ def best_face(encs: list[np.ndarray], profiles: list[Profile], threshold: float)
     scored = [(float(np.median([face_distance(e, p.face) for e in encs])), p.name)
               for p in profiles if len(p.face)]
     if not scored:
-        return Match(None, None, False)
+        return Match(None, None, False, threshold)
     dist, name = min(scored)
-    return Match(name, dist, dist <= threshold)
+    return Match(name, dist, dist <= threshold, threshold)
 
 
 def decide(voice: Match | None, face: Match | None, threshold_v: float, threshold_f: float,

@@ -24,6 +24,7 @@ from tools.vision.detector import ObjectDetector, load_detector
 from tools.vision.face_hands import as_bgr, load_image
 from tools.vision.state import FrameAnalysis, PerceptionState, Snapshot, TrackTap, analysis_json, follower
 from tools.vision.tracking import ObjectFollower, ObjectPipeline, TrackFrame
+from tools.vision.who import FaceNamer
 
 if TYPE_CHECKING:
     from agent.config import DetectorSettings, Settings
@@ -55,6 +56,7 @@ class FrameProcessor:
         self._follow_gen = 0
         self._follow: tuple[ObjectFollower, TrackTap] | None = None
         self.listeners: list[Callable[[Snapshot], object]] = []
+        self.namer: FaceNamer | None = None  # names enrolled faces (tools/vision/who.py)
 
     @classmethod
     def from_settings(cls, settings: "Settings", video: bool, faces_and_hands: bool = True,
@@ -65,7 +67,10 @@ class FrameProcessor:
             from tools.vision.face_hands import FaceHandsAnalyser
 
             analyser = FaceHandsAnalyser(settings, video=video)
-        return cls(load_detector(settings), settings.detector, analyser, state)
+        processor = cls(load_detector(settings), settings.detector, analyser, state)
+        if analyser is not None:
+            processor.namer = FaceNamer.from_settings(settings, video)
+        return processor
 
     def _objects(self, frame: np.ndarray) -> TrackFrame:
         """Step the tracker, through the follower while one object is being followed."""
@@ -86,6 +91,8 @@ class FrameProcessor:
         with self._lock:
             tracked = self._objects(bgr)
             extra = analysis_json(self.analyser.analyse(bgr, 1000 * t)) if self.analyser else {}
+            if self.namer is not None and "faces" in extra:
+                extra["faces"] = self.namer.name(bgr, extra["faces"], t)
             h, w = bgr.shape[:2]
             snap = Snapshot(t=t, width=w, height=h, faces=tuple(extra.get("faces", ())),
                             hands=tuple(extra.get("hands", ())), objects=tuple(tracked.objects), live=live,
@@ -101,6 +108,8 @@ class FrameProcessor:
         with self._lock:
             self.pipeline = ObjectPipeline.from_settings(self.detector, self.detector_cfg)
             self._follow = None
+            if self.namer is not None:
+                self.namer.reset()
         self._follow_gen = self.state.request_follow(None)
 
     def process_image(self, image: np.ndarray | str | Path) -> Snapshot:

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any, Iterable, Sequence
 
 from tools.base import ToolResult
+from tools.vision.who import who_is_here
 
 NEAR_HEIGHT, FAR_HEIGHT = 0.45, 0.2  # box height / frame height
 NEAR_BOTTOM, FAR_BOTTOM = 0.9, 0.6  # box bottom / frame height
@@ -69,7 +70,7 @@ def describe_scene(objects: Iterable[Any], frame_size: tuple[int, int],
     """Counts, positions and distances of detected objects (Detection, TrackedObject or dicts).
 
     ``frame_size`` is (width, height). ``faces`` are optional dicts with ``box`` and
-    ``emotion`` from the face analyser.
+    ``emotion`` from the face analyser; named faces (``user``) put who is here first.
     """
     w, h = frame_size
     items = []
@@ -91,6 +92,9 @@ def describe_scene(objects: Iterable[Any], frame_size: tuple[int, int],
     if face_list:
         summary += f" {plural('face', len(face_list)).capitalize()} in view"
         summary += f" ({', '.join(emotions)})." if emotions else "."
-    data = {"counts": dict(counts), "objects": items, "faces": face_list,
+    who, people = who_is_here(face_list)
+    if who:
+        summary = f"{who} {summary}"
+    data = {"counts": dict(counts), "objects": items, "faces": face_list, "people": people,
             "frame": {"width": w, "height": h}}
     return ToolResult(ok=True, summary=summary, data=data)
