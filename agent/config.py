@@ -108,6 +108,17 @@ class IdentitySettings(FrozenModel):
     motion_threshold: float = Field(0.03, gt=0.0, lt=1.0)  # landmark shape change (Procrustes residual)
 
 
+class FaceIdSettings(FrozenModel):
+    """Who is in view: enrolled faces named in every frame (agent/identity/face_classifier.py, face_sync.py)."""
+
+    classifier: Literal["svm", "knn"] = "svm"  # SVC(class_weight=balanced) or distance-weighted kNN
+    max_distance: float = Field(0.6, gt=0.0, le=2.0)  # dlib distance to the named person's nearest photo
+    cv_folds: int = Field(5, ge=2, le=20)  # StratifiedKFold folds for the parameter search (when classes allow)
+    recheck_s: float = Field(2.0, gt=0.0, le=60.0)  # a tracked face is recognised again this often
+    recheck_per_frame: int = Field(1, ge=1, le=20)  # re-checks per frame (new tracks are all recognised)
+    max_photo_side: int = Field(1280, ge=160, le=8000)  # synced photos are downscaled to this before HOG
+
+
 class DetectorSettings(FrozenModel):
     """COCO object detector (NanoDet ONNX) and the tracker that follows its boxes."""
 
@@ -153,6 +164,7 @@ class SessionSettings(FrozenModel):
     sink: Literal["wav", "speaker"] = "wav"  # reply audio: WAV files under runs/ or the loudspeaker
     allow_still_face: bool = False  # a still photo may pass the face check (it cannot show liveness)
     face_fallback: str | None = None  # face image/video of the demo user, used when no --video is given
+    faces_dir: str | None = None  # <dir>/<name>/*.jpg synced into the profiles at start (run, serve)
     camera: str | int = 0  # --live camera: device index, stream URL, or a video file played as a camera
     face_window_s: float = Field(3.0, gt=0.0, le=30.0)  # video before the command examined by the gate
     face_check_s: float = Field(2.0, ge=0.5, le=60.0)  # while unlocked, how often the face is looked for
@@ -230,6 +242,7 @@ class Settings(FrozenModel):
     vad: VADSettings = VADSettings()
     wake: WakeSettings = WakeSettings()
     identity: IdentitySettings = IdentitySettings()
+    face_id: FaceIdSettings = FaceIdSettings()
     detector: DetectorSettings = DetectorSettings()
     vision: VisionSettings = VisionSettings()
     slam: SlamSettings = SlamSettings()
