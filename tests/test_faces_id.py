@@ -77,6 +77,16 @@ def test_sync_enrols_the_shared_folders_and_a_second_sync_does_nothing(synced, e
     assert not [p for p in store.root.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
 
 
+def test_session_faces_dir_is_synced_at_start(synced):
+    from agent.identity.face_sync import sync_configured
+
+    settings = synced[0]
+    assert sync_configured(settings) is None  # not configured: nothing happens
+    cfg = settings.model_copy(update={"session": settings.session.model_copy(update={"faces_dir": str(ENROLL)})})
+    report = sync_configured(cfg)
+    assert report.unchanged == PEOPLE and not report.retrained and report.embedded == 0
+
+
 def test_perceive_names_obama_and_biden_in_two_people(synced, capsys, tmp_path):
     from agent.cli import main
 
