@@ -10,9 +10,10 @@ mkdir -p "$CACHE/wheels" "$CACHE/models"
 export PIP_CACHE_DIR="$CACHE/pip"
 log() { printf '[install] %s\n' "$*" >&2; }
 
-# fillets-ng-data-cs/-nl: two actors per dubbing, one studio each (same-channel voiceprint trials)
+# fillets-ng-data-cs/-nl: two actors per dubbing, one studio each (same-channel voiceprint trials);
+# espeak-ng: synthetic voices for the wake-word and voiceprint measurements
 apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples visp-images-data opencv-doc
-          fillets-ng-data-cs fillets-ng-data-nl)
+          fillets-ng-data-cs fillets-ng-data-nl espeak-ng)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -95,3 +95,15 @@ def test_measured_same_channel_point():
     assert real and sum(r["impostor_accepts"] for r in real) == 0
     refused = sum(r["genuine_refusals"] for r in real) / sum(r["genuine_trials"] for r in real)
     assert refused <= 0.05
+
+
+@pytest.mark.slow
+def test_synthetic_voices_do_not_pass_the_voice_check():
+    """Piper and espeak-ng commands against every enrolment model of the corpora: none accepted."""
+    from agent.identity.eer import measure
+
+    s = load_settings("config.yaml")
+    out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, configured=s.identity.voice_threshold,
+                  same_channel=False, synthetic=True, settings=s)["synthetic"]
+    assert out["commands"] >= 9 and out["models"] >= 10
+    assert out["whole"]["accepts"] == 0 and out["first_2_s"]["accepts"] == 0, out

@@ -26,7 +26,9 @@ the *other* speakers (both trial speakers left out), for each K of ``--cohort-k`
 The raw figures stay at the top level of the output; AS-norm ones are under ``asnorm``.
 ``same_channel`` (on unless ``--no-same-channel``): impostors on the owner's own channel
 (agent/identity/same_channel.py) and the threshold chosen on them.
-Run: ``python -m agent.identity.eer [--json] [--norm asnorm] [--cohort-k 5,10,20] [--no-same-channel]``.
+``--synthetic``: Piper and espeak-ng voices against every model (agent/identity/synthetic.py).
+Run: ``python -m agent.identity.eer [--json] [--norm asnorm] [--cohort-k 5,10,20] [--no-same-channel]
+[--synthetic]``.
 """
 from __future__ import annotations
 
@@ -37,12 +39,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from agent.audio_io import SAMPLE_RATE, load_audio, resample, to_mono_float
 from agent.errors import MMChatError
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 CODEC2 = Path("/usr/share/codec2/raw")
@@ -217,9 +222,11 @@ def asnorm_report(embeddings: np.ndarray, speakers: list[str], ks: tuple[int, ..
 
 def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: str = "none",
             cohort_k: tuple[int, ...] = (5, 10, 20), configured: float | None = None,
-            short_probes_s: tuple[float, ...] = (1.0, 1.5), same_channel: bool = True) -> dict:
+            short_probes_s: tuple[float, ...] = (1.0, 1.5), same_channel: bool = True,
+            synthetic: bool = False, settings: "Settings | None" = None) -> dict:
     """Embed all corpora with the production pipeline (VAD + ECAPA) and compute the EER
-    (``same_channel``: also the same-channel impostor trials of agent/identity/same_channel.py)."""
+    (``same_channel``: also the same-channel impostor trials of agent/identity/same_channel.py;
+    ``synthetic``: Piper/espeak-ng commands against every model, agent/identity/synthetic.py)."""
     from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, speech_only
 
     vp = EcapaVoiceprint(models_dir / ECAPA_DIR)
@@ -258,6 +265,12 @@ def measure(testdata: Path, models_dir: Path, min_speech_s: float = 1.0, norm: s
         out["same_channel"] = measure_same_channel(
             vp, groups(kept), e[cohort], [speakers[i] for i in cohort], min_speech_s, configured,
             ks=cohort_k if norm == "asnorm" else ())
+    if synthetic:
+        from agent.config import load_settings
+        from agent.identity.synthetic import synthetic_report
+
+        out["synthetic"] = synthetic_report(vp, settings or load_settings(None), e, speakers,
+                                            configured if configured is not None else 0.45)
     return out
 
 
@@ -272,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cohort-k", default="5,10,20", help="top-K cohort sizes for AS-norm, comma separated")
     ap.add_argument("--no-same-channel", action="store_true",
                     help="skip the same-channel impostor trials (agent/identity/same_channel.py)")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="also score Piper/espeak-ng commands against every model (agent/identity/synthetic.py)")
     a = ap.parse_args(argv)
     try:
         ks = tuple(int(k) for k in a.cohort_k.split(","))
@@ -281,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--cohort-k: positive integers separated by commas, not {a.cohort_k!r}")
     s = load_settings(a.config)
     out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, a.norm, ks, s.identity.voice_threshold,
-                  same_channel=not a.no_same_channel)
+                  same_channel=not a.no_same_channel, synthetic=a.synthetic, settings=s)
     if a.json:
         json.dump(out, sys.stdout)
         print()
