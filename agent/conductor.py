@@ -164,7 +164,7 @@ class Conductor:
     def __init__(self, session: Session, hub: queue.Queue, playback: Playback, busy: Busy, gate_q: queue.Queue,
                  asr_q: queue.Queue, speak_q: queue.Queue, responses: Responses, face_checks: bool,
                  lookback_s: float, min_command_s: float, face_check_s: float, stop: threading.Event,
-                 emotion_of: Callable[[], str | None] | None = None, reverify_min_s: float | None = None) -> None:
+                 emotion_of: Callable[[str], str | None] | None = None, reverify_min_s: float | None = None) -> None:
         self.s, self.hub, self.playback, self.busy = session, hub, playback, busy
         self.gate_q, self.asr_q, self.speak_q, self.responses = gate_q, asr_q, speak_q, responses
         self.face_checks, self.face_check_s = face_checks, face_check_s
@@ -346,7 +346,7 @@ class Conductor:
             self.goodbye = True
             self.say("goodbye", GOODBYE, p["heard_at"])
             return
-        self.say("reply", text, p["heard_at"], self.emotion_of() if self.emotion_of else None)
+        self.say("reply", text, p["heard_at"], self.emotion_of(text) if self.emotion_of else None)
 
     def say(self, kind: str, text: str, heard_at: float, emotion: str | None = None) -> None:
         """Queue a spoken job; while unlocked it carries the user's prefs (and the greeting, once)."""

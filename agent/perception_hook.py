@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from agent.config import Settings
 from agent.errors import ErrorCode, MMChatError
@@ -11,6 +12,9 @@ from tools.vision.camera import CameraStage, FrameProcessor, FrameSource, TeeSou
 from tools.vision.face_hands import load_image
 from tools.vision.gesture_modes import GestureModeSwitch
 from tools.vision.state import DEFAULT_MAX_AGE_S, PerceptionService
+
+if TYPE_CHECKING:
+    from tools.affect.service import Affect
 
 FIRST_FRAME_TIMEOUT_S = 30.0
 VIDEO_MAX_FPS = 5.0  # leave the CPU to ASR/LLM/TTS: the stage skips frames instead
@@ -87,16 +91,49 @@ class PerceptionHook:
             self.source.close()
 
 
-def turn_emotion(given: str | None, service: PerceptionService | None) -> str | None:
-    """The emotion for the reply style: ``--emotion`` wins, else the main face seen, else None."""
-    if given or service is None:
+def turn_emotion(given: str | None, service: PerceptionService | None, text: str | None = None,
+                 ctx: ToolContext | None = None, affect: "Affect | None" = None) -> str | None:
+    """The emotion for the reply style: ``--emotion`` wins, else the face seen fused with the words
+    (``text``), else None. Without ``text`` it is the main face's emotion, as before."""
+    if given:
         return given
-    return service.user_emotion()
+    if text is None:
+        return service.user_emotion() if service is not None else None
+    return fused_turn_emotion(service, text, ctx, affect)
 
 
-def seen_emotion(ctx: ToolContext) -> str | None:
-    """The main face's emotion in ``ctx.perception``'s fresh snapshot, else None (no camera, no face, stale)."""
+def seen_emotion(ctx: ToolContext, text: str | None = None, affect: "Affect | None" = None) -> str | None:
+    """The main face's emotion in ``ctx.perception``'s fresh snapshot (None: no camera, no face, stale);
+    with the turn's ``text``, that face fused with the words (tools/affect/fusion.py)."""
+    if text is not None:
+        return fused_turn_emotion(ctx.perception, text, ctx, affect)
     if ctx.perception is None:
         return None
     r = ctx.perception.emotion()
     return r.data.get("emotion") if r.ok else None
+
+
+def fused_turn_emotion(service: Any, text: str, ctx: ToolContext | None = None,
+                       affect: "Affect | None" = None) -> str | None:
+    """Face (if a fresh one is seen) + words -> the fused emotion; kept on ``ctx.affect`` for read_emotion."""
+    from agent.config import AffectSettings
+    from tools.affect.reading import ModalityReading
+    from tools.affect.service import Affect
+
+    affect = affect or Affect.shared(AffectSettings())
+    face = None
+    if service is not None:
+        r = service.emotion()
+        face = ModalityReading.of(list(_ordered(r.data["scores"]))) if r.ok else \
+            ModalityReading.none(str(r.data.get("status", "no face")))
+    words = affect.text(text)
+    fused = affect.fuse(face, words)
+    if ctx is not None:
+        ctx.affect = {"text": words.as_json(), "face": face.as_json() if face else None, **fused.as_json()}
+    return fused.emotion
+
+
+def _ordered(scores: dict[str, float]) -> list[float]:
+    from tools.vision.emotion import EMOTIONS
+
+    return [float(scores.get(e, 0.0)) for e in EMOTIONS]

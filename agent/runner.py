@@ -159,7 +159,7 @@ class SessionRunner:
         p.tool_context.listeners.append(listener)
         conductor = Conductor(self.session, q["hub"], self.playback, self.busy, q["gate"], q["asr"], q["speak"],
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
-                              cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context),
+                              cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context, affect=self.affect()),
                               reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None)
         room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
         sync = getattr(getattr(p.gate, "feed", None), "sync", None)
@@ -200,6 +200,19 @@ class SessionRunner:
         self.session.event(self.clock.now, "stats", stream_s=round(self.clock.now, 3),
                            wall_s=round(time.perf_counter() - t0, 3), stages=self.stats.summary())
         return self.session.events
+
+    def affect(self) -> Any:
+        """The text-emotion model for the reply style, loaded before the first turn (tools/affect/)."""
+        from tools.affect.service import Affect
+
+        affect = Affect.shared(self.settings.affect, self.settings.identity.min_speech_s)
+        _ = affect.text_model
+        return affect
+
+    def _emotion_of(self) -> Callable[[], str | None]:
+        if self.emotion is not None:
+            return lambda: self.emotion
+        return partial(seen_emotion, self.parts.tool_context)
 
     def _start_perception(self, hook: PerceptionHook, hub: queue.Queue) -> None:
         """Start the camera stage; its held gestures go to the session thread as ``GestureHit``."""

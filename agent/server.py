@@ -238,6 +238,10 @@ def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | Non
             raise MMChatError("empty upload", ErrorCode.BAD_INPUT)
         return bytes(data)
 
+    from agent.server_affect import add_affect_routes
+
+    add_affect_routes(app, svc, body, _json)
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return (WEB / "index.html").read_text(encoding="utf-8")

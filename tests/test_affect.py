@@ -163,3 +163,61 @@ def test_eval_gender_audio_and_text_cli(capsys, tmp_path):
     shutil.copy(CASES, tmp_path / "t.jsonl")
     code, out, err = _run(capsys, "eval", "emotion", "--text", str(tmp_path / "t.jsonl"))
     assert code == 0 and out["n"] == 48 and isinstance(out["errors"], list)
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client():
+    from fastapi.testclient import TestClient
+
+    from agent.server import create_app
+
+    return TestClient(create_app(SETTINGS, None, hosts=["testserver"]))  # no assistant: these need no LLM
+
+
+@needs_data
+def test_http_emotion_endpoints(client):
+    import base64
+
+    r = client.post("/api/emotion/text", json={"text": "my grandmother passed away last week"})
+    assert r.status_code == 200 and r.json()["text"]["emotion"] == "sad" and r.json()["fused"]["emotion"] == "sad"
+    wav = (TD / "speech" / "spk1_snt1.wav").read_bytes()
+    r = client.post("/api/emotion/audio", content=wav, headers={"content-type": "audio/wav"})
+    assert r.status_code == 200 and r.json()["voice"]["gender"] == "female", r.text
+    img = (TD / "faces" / "enroll" / "rose_leslie" / "img1.jpg").read_bytes()
+    r = client.post("/api/emotion/face", content=img, headers={"content-type": "image/jpeg"})
+    body = r.json()
+    assert r.status_code == 200 and body["frames"][0]["faces"][0]["gender"] == "female"
+    assert body["fused"]["emotion"] == body["face"]["emotion"] and body["fused"]["gender"] == "female"
+    r = client.post("/api/emotion/fused", json={"text": "i am so happy today", "audio": base64.b64encode(wav).decode(),
+                                                "image": base64.b64encode(img).decode()})
+    fused = r.json()["fused"]
+    assert r.status_code == 200 and set(fused["modalities"]) <= {"face", "text"} and fused["gender"] == "female"
+    r = client.post("/api/emotion/fused", json={"audio": "not base64!"})
+    assert r.status_code == 400 and r.json()["code"] == "bad-input"
+    r = client.post("/api/emotion/audio", content=b"RIFFjunk", headers={"content-type": "audio/wav"})
+    assert r.status_code == 400
+
+
+def test_read_emotion_says_which_modalities_agreed():
+    from tools.base import ToolResult
+    from tools.perception_tools import with_fused
+
+    face = ToolResult(ok=True, summary="You look happy (90% sure).", data={"emotion": "happy"})
+    both = {"emotion": "happy", "modalities": ["face", "text"], "agreed": ["face", "text"], "text": {"emotion": "happy"}}
+    r = with_fused(face, both)
+    assert r.ok and "agree" in r.summary and r.data["fused"] == both
+    split = {"emotion": "happy", "modalities": ["face", "text"], "agreed": ["face"], "text": {"emotion": "sad"}}
+    assert "words sound sad" in with_fused(face, split).summary
+    assert with_fused(None, None).ok is False
+
+
+@needs_data
+def test_eval_age_cli_reports_within_5_and_10(capsys, tmp_path):
+    photo = TD / "faces" / "enroll" / "biden" / "biden.jpg"
+    (tmp_path / "ages.csv").write_text(f"file,age\n{photo},200\n{TD / 'scenes' / 'fruits.jpg'},30\n")
+    code, out, err = _run(capsys, "eval", "age", "--images", str(tmp_path / "ages.csv"))
+    assert code == 0, err
+    assert out["n"] == 2 and out["within_5"] == 0.0 and out["within_10"] == 0.0  # nobody is 200; fruit has no face
+    assert {e.get("reason") for e in out["errors"]} >= {"no face"}

@@ -183,7 +183,9 @@ def test_session_turn_uses_the_perceived_emotion(face_snapshot):
 
     service, snap = face_snapshot
     face = snap.main_face()
-    sad = dataclasses.replace(snap, faces=tuple({**f, "emotion": "sad"} if f is face else f for f in snap.faces))
+    sad_scores = {e: (0.9 if e == "sad" else 0.02) for e in face["emotion_scores"]}  # the fusion reads scores
+    sad = dataclasses.replace(snap, faces=tuple({**f, "emotion": "sad", "emotion_scores": sad_scores} if f is face
+                                                else f for f in snap.faces))
     service.state.publish(sad)  # the real analyser's face, its emotion read as sad (a still: never stale)
     ctx = ToolContext(perception=service)
     controller = Recording(scripted_controller(ctx))

@@ -55,6 +55,7 @@ class ToolContext:
         self._mode = mode
         self._lock = threading.Lock()
         self.listeners: list = []  # callables(mode) told of each mode change
+        self.affect: dict | None = None  # the current turn's fused emotion (face + words), for read_emotion
 
     @property
     def mode(self) -> str:

@@ -27,9 +27,10 @@ def build_tools(ctx: ToolContext) -> list[BaseTool]:
     """The five tools bound to one context, in a fixed order (keeps the prompt cache warm)."""
 
     def read_emotion() -> str:
-        if ctx.perception is None:
+        if ctx.perception is None and not ctx.affect:
             return ToolResult.unavailable("Reading facial emotion").to_json()
-        return ctx.perception.emotion().to_json()
+        face = ctx.perception.emotion() if ctx.perception is not None else None
+        return with_fused(face, ctx.affect).to_json()
 
     def set_mode(mode: str) -> str:
         previous = ctx.set_mode(mode)
@@ -69,3 +70,21 @@ def build_tools(ctx: ToolContext) -> list[BaseTool]:
     ]
     return [StructuredTool.from_function(fn, name=fn.__name__, description=d, args_schema=s)
             for fn, d, s in specs]
+
+
+def with_fused(face: ToolResult | None, fused: dict | None) -> ToolResult:
+    """read_emotion's answer: the face, plus this turn's fusion of face and words and which of them agreed."""
+    if not fused or not fused.get("emotion"):
+        return face or ToolResult(ok=False, summary="I can't tell how you feel right now.", data={"status": "no-reading"})
+    names = {"face": "face", "text": "words", "voice": "voice"}
+    agreed = [names.get(m, m) for m in fused.get("agreed", [])]
+    used = [names.get(m, m) for m in fused.get("modalities", [])]
+    words = (fused.get("text") or {}).get("emotion")
+    if len(used) > 1:
+        how = "your face and your words agree" if len(agreed) == len(used) else \
+            f"going by your {' and '.join(agreed)}" + (f"; your words sound {words}" if "words" not in agreed and words else "")
+    else:
+        how = f"from your {used[0]} only"
+    summary = f"{face.summary + ' ' if face is not None and face.ok else ''}Overall you seem {fused['emotion']} ({how})."
+    data = {**(face.data if face is not None else {}), "fused": fused}
+    return ToolResult(ok=True, summary=summary, data=data)

@@ -62,7 +62,7 @@ def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
     controller = _assistant(settings, ctx).controller  # LLM loads before the camera stage runs
     with camera as seen, mapper:
-        return {**controller.respond(args.text, turn_emotion(args.emotion, seen)).as_json(), **mapper.report()}
+        return {**controller.respond(args.text, turn_emotion(args.emotion, seen, args.text, ctx)).as_json(), **mapper.report()}
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

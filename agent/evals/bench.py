@@ -20,6 +20,7 @@ GROUPS: dict[str, str] = {
     "vision_face": "agent.evals.bench_vision_face:bench_face_hands",
     "faces_id": "agent.evals.bench_faces_id:bench_faces_id",
     "slam": "agent.evals.bench_slam:bench_slam",
+    "affect": "agent.evals.bench_affect:bench_affect",
 }
 
 

@@ -3,7 +3,7 @@
 Frames come from testdata/faces/probe/short_hamilton_clip.mp4, letterboxed to
 640x480. Per-stage figures are milliseconds per frame; ``face_hands_fps`` is
 frames per second of the whole analyser in video mode (emotion every
-``vision.emotion_every`` frames).
+``vision.emotion_every`` frames; age/gender once per new face track).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def bench_face_hands(settings: Settings, repeat: int = 3) -> dict:
     from tools.vision.face_hands import FaceHandsAnalyser
 
     frames = clip_frames(settings)
-    stages: dict[str, list[float]] = {"face_mesh": [], "hands": [], "emotion": []}
+    stages: dict[str, list[float]] = {"face_mesh": [], "hands": [], "emotion": [], "age_gender": []}
     fps: list[float] = []
     faces = 0
     for _ in range(max(repeat, 1)):
