@@ -77,6 +77,20 @@ def test_sync_enrols_the_shared_folders_and_a_second_sync_does_nothing(synced, e
     assert not [p for p in store.root.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
 
 
+def test_classifier_reloads_while_unchanged_and_refuses_a_shared_file(synced):
+    from agent.identity.face_classifier import ClassifierCache
+
+    settings, store = synced[0], synced[1]
+    cache = ClassifierCache(store, settings.face_id)
+    clf, retrained = cache.get()
+    assert not retrained and clf.names == PEOPLE
+    cache.path.chmod(0o644)  # not private any more: never unpickled, retrained and written 0600 again
+    assert cache.get()[1] and stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+    cache.path.write_bytes(b"garbage")
+    cache.path.chmod(0o600)
+    assert cache.get()[1] and not cache.get()[1]
+
+
 def test_session_faces_dir_is_synced_at_start(synced):
     from agent.identity.face_sync import sync_configured
 

@@ -20,7 +20,6 @@ import logging
 import os
 import pickle
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CLASSIFIER_FILE = ".face_classifier.pkl"
+FORMAT = 1  # bump when FaceClassifier's fields change
 SVM_GRID = {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0, 100.0]}
 KNN_GRID = {"n_neighbors": [1, 3, 5]}
 
@@ -115,8 +115,11 @@ class FaceClassifier:
 
 
 def training_hash(faces: dict[str, np.ndarray], cfg: "FaceIdSettings") -> str:
-    """What a trained classifier depends on: every name's encodings and the classifier settings."""
-    h = hashlib.sha256(f"{cfg.classifier}|{cfg.cv_folds}|{cfg.max_distance}".encode())
+    """What a trained classifier depends on: every name's encodings, the classifier settings, the format
+    version and scikit-learn's version (an upgrade retrains rather than unpickling an old model)."""
+    import sklearn
+
+    h = hashlib.sha256(f"{FORMAT}|{sklearn.__version__}|{cfg.classifier}|{cfg.cv_folds}|{cfg.max_distance}".encode())
     for name in sorted(faces):
         if len(faces[name]):
             h.update(name.encode() + b"\0")
@@ -170,7 +173,3 @@ class ClassifierCache:
         self.store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(tmp, buf.getvalue())
         os.replace(tmp, self.path)
-
-
-def classifier_file(root: str | Path) -> Path:
-    return Path(root) / CLASSIFIER_FILE
