@@ -94,3 +94,22 @@ class FaceAttributeCache:
     def reset(self) -> None:
         """Forget the tracks (no face in view: whoever comes next is a new face)."""
         self._prev = []
+
+
+GENDER_MIN_SCORE = 0.75  # AffectSettings.gender_min_score's default: a less sure gender is not told
+
+
+def confident(face: dict[str, Any], min_score: float = GENDER_MIN_SCORE) -> dict[str, Any]:
+    """A face dict whose gender (and age, which has no confidence of its own) is kept only when the
+    gender is at least ``min_score`` sure: what describe_scene may pass on."""
+    if face.get("gender") is None or (face.get("gender_score") or 0.0) >= min_score:
+        return face
+    return {**face, "gender": None, "gender_score": None, "age": None}
+
+
+def looks_like(face: dict[str, Any] | None) -> str | None:
+    """'a man of about 40' for a confident face (see ``confident``), else None."""
+    if not face or face.get("gender") not in ("male", "female"):
+        return None
+    who = {"male": "man", "female": "woman"}[face["gender"]]
+    return f"a {who} of about {face['age']}" if face.get("age") is not None else f"a {who}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+from tools.affect.face_attributes import confident, looks_like
 from tools.base import ToolResult
 from tools.vision.who import who_is_here
 
@@ -65,6 +66,10 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _face_area(box: Sequence[float]) -> float:
+    return max(float(box[2]) - float(box[0]), 0.0) * max(float(box[3]) - float(box[1]), 0.0)
+
+
 def describe_scene(objects: Iterable[Any], frame_size: tuple[int, int],
                    faces: Iterable[dict[str, Any]] | None = None) -> ToolResult:
     """Counts, positions and distances of detected objects (Detection, TrackedObject or dicts).
@@ -81,7 +86,7 @@ def describe_scene(objects: Iterable[Any], frame_size: tuple[int, int],
                       "box": [round(v, 1) for v in box], "position": side, "distance": depth})
     items.sort(key=lambda i: -i["score"])
     counts = Counter(i["label"] for i in items)
-    face_list = [dict(f) for f in (faces or [])]
+    face_list = [confident(dict(f)) for f in (faces or [])]  # age/gender only when sure
     parts = [f"{plural(lab, n)} ({_where([i for i in items if i['label'] == lab])})"
              for lab, n in counts.most_common()]
     if parts:
@@ -92,6 +97,8 @@ def describe_scene(objects: Iterable[Any], frame_size: tuple[int, int],
     if face_list:
         summary += f" {plural('face', len(face_list)).capitalize()} in view"
         summary += f" ({', '.join(emotions)})." if emotions else "."
+        nearest = looks_like(max(face_list, key=lambda f: _face_area(f.get("box") or (0, 0, 0, 0))))
+        summary += f" The nearest looks like {nearest}." if nearest else ""
     who, people = who_is_here(face_list)
     if who:
         summary = f"{who} {summary}"
