@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
 
@@ -109,6 +109,21 @@ class IdentitySettings(FrozenModel):
 
 
 class FaceIdSettings(FrozenModel):
+    # audio key (agent/identity/phrase.py, agent/audio_key.py)
+    phrase_tolerance: float = Field(0.25, ge=0.0, lt=1.0)  # word errors allowed per expected word (floor)
+    challenge: Literal["off", "on_doubt", "always"] = "off"  # say a random phrase back before unlocking
+    grey_zone: tuple[float, float] = (0.35, 0.55)  # on_doubt: voice scores in [low, high) are challenged
+    challenge_words: str = "prompts/challenge_words.txt"  # one word a line
+    challenge_length: int = Field(4, ge=2, le=8)  # words in a challenge
+    challenge_timeout_s: float = Field(10.0, gt=0.0, le=120.0)  # answer ends within this after the prompt
+    max_failures: int = Field(3, ge=1, le=100)  # failed unlocks in a row before a lockout
+    lockout_s: float = Field(60.0, gt=0.0, le=86400.0)  # first lockout; each further one doubles
+
+    @model_validator(mode="after")
+    def _grey_zone_order(self) -> "IdentitySettings":
+        if not -1.0 <= self.grey_zone[0] <= self.grey_zone[1] <= 1.0:
+            raise ValueError(f"grey_zone must be [low, high] with -1 <= low <= high <= 1, got {list(self.grey_zone)}")
+        return self
     """Who is in view: enrolled faces named in every frame (agent/identity/face_classifier.py, face_sync.py)."""
 
     classifier: Literal["svm", "knn"] = "svm"  # SVC(class_weight=balanced) or distance-weighted kNN

@@ -131,9 +131,15 @@ class GateResult:
     spoken: str  # one sentence for the user
     details: dict[str, Any] = field(default_factory=dict)
     prefs: dict[str, Any] = field(default_factory=dict)  # the accepted user's profile preferences
+    has_key: bool = False  # the user has a passphrase (agent.audio_key: the next step of the unlock)
 
     def as_event(self) -> dict[str, Any]:
         return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
+
+    @property
+    def passed(self) -> bool:
+        """accept, or doubt (identity.challenge on_doubt: a challenge decides)."""
+        return self.decision in ("accept", "doubt") and self.user is not None
 
 
 def _sorry(why: str) -> str:
@@ -176,9 +182,21 @@ class IdentityGate:
         """The decision for the command audio at stream time ``t``; an accept carries the user's prefs."""
         profiles = self.checker.store.load_all()
         res = self._check(audio, t, profiles)
-        if res.user:
-            res.prefs = next((p.prefs for p in profiles if p.name == res.user), {})
+        profile = next((p for p in profiles if p.name == res.user), None) if res.user else None
+        if profile is not None:
+            res.prefs, res.has_key = profile.prefs, profile.key is not None
         return res
+
+    def _doubtful(self, vm: Match) -> bool:
+        """on_doubt: a voice score in the grey zone is challenged rather than decided."""
+        low, high = self.cfg.grey_zone
+        return self.cfg.challenge == "on_doubt" and vm.value is not None and low <= vm.value < high
+
+    def _no_face(self, vm: Match, reason: str, spoken: str, details: dict) -> GateResult:
+        """The face is missing: a refusal, or under on_doubt a challenge for the voice's user."""
+        if self.cfg.challenge == "on_doubt" and vm.ok:
+            return GateResult("doubt", vm.user, reason, "", details)
+        return GateResult("reject", None, reason, _sorry(spoken), details)
 
     def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> GateResult:
         t0 = time.perf_counter()
@@ -192,13 +210,15 @@ class IdentityGate:
         details["voice_score"] = None if vm.value is None else round(vm.value, 4)
         details["voice_user"] = vm.user
         details.update(vm.explain("voice"))  # threshold, margin, normalisation: the decision explains itself
+        if self._doubtful(vm):
+            vm, details["voice_doubt"] = Match(vm.user, vm.value, True), True
         if not vm.ok:
             return self._done(vm, None, None, t0, details)
         if not cfg.require_face:
             return self._done(vm, None, None, t0, details)
         if self.feed.kind == "none":
-            return GateResult("reject", None, "face check unavailable: no --video, camera or session.face_fallback",
-                              _sorry("I have no camera or face video to check your face"), details)
+            return self._no_face(vm, "face check unavailable: no --video, camera or session.face_fallback",
+                                 "I have no camera or face video to check your face", details)
         if self.feed.still and cfg.require_liveness and not self.session.allow_still_face:
             return GateResult("reject", None, "face check refused: a still image cannot show liveness "
                               "(identity.require_liveness; session.allow_still_face is off)",
@@ -206,10 +226,10 @@ class IdentityGate:
         try:
             frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
         except MMChatError as e:  # e.g. the camera stopped
-            return GateResult("reject", None, f"face check failed: {e}", _sorry("my camera isn't working"), details)
+            return self._no_face(vm, f"face check failed: {e}", "my camera isn't working", details)
         encs = video_encodings([(0.0, f) for f in frames], self.checker.faces)
         if not encs:
-            return GateResult("reject", None, "no face in view", _sorry("I can't see your face"), details)
+            return self._no_face(vm, "no face in view", "I can't see your face", details)
         fm = best_face(encs, profiles, cfg.face_threshold)
         details["face_distance"], details["face_user"] = round(fm.value, 4), fm.user
         details.update(fm.explain("face"))
@@ -226,7 +246,7 @@ class IdentityGate:
         user, reason = decide(vm, fm, self.cfg.voice_threshold, self.cfg.face_threshold, live)
         details["verify_s"] = round(time.perf_counter() - t0, 3)
         if user:
-            return GateResult("accept", user, reason, "", details)
+            return GateResult("doubt" if details.get("voice_doubt") else "accept", user, reason, "", details)
         if not vm.ok:
             spoken = _sorry("I don't recognise your voice")
         elif fm is not None and not fm.ok:

@@ -38,6 +38,7 @@ class Session:
         self._last_heard = 0.0
         self._face_misses = 0
         self._pending_mode: str | None = None
+        self._challenged = False  # a challenge is out (agent.audio_key): its own deadline, not the wake timeout
         words = "|".join(re.escape(w) for w in settings.goodbye)
         self._goodbye = re.compile(rf"\b({words})\b", re.I) if words else None
 
@@ -74,12 +75,23 @@ class Session:
         if self.state is not State.VERIFYING:
             return False
         if result.get("decision") == "accept" and result.get("user"):
-            self.state, self.user = State.ACTIVE, result["user"]
-            self._last_heard, self._face_misses = t, 0
-            self.event(t, "unlock", user=self.user)
-            return True
+            return self.unlock(t, result["user"])
         self.lock(t, "verification failed")
         return False
+
+    def unlock(self, t: float, user: str) -> bool:
+        """VERIFYING -> ACTIVE for ``user`` (after the gate, or the audio key's last step)."""
+        if self.state is not State.VERIFYING:
+            return False
+        self.state, self.user, self._challenged = State.ACTIVE, user, False
+        self._last_heard, self._face_misses = t, 0
+        self.event(t, "unlock", user=self.user)
+        return True
+
+    def challenged(self, t: float, **fields: Any) -> None:
+        """A challenge was asked: the session waits for the answer (``challenge`` event, no secret in it)."""
+        self._challenged = True
+        self.event(t, "challenge", **fields)
 
     def heard(self, t: float) -> None:
         """User speech while active restarts the idle timer."""
@@ -117,7 +129,7 @@ class Session:
         """Timeouts on stream time (not while a turn is in progress). True if the session locked."""
         if busy:
             return False
-        if self.state is State.VERIFYING and t - self._wake_at > self.settings.wake_timeout_s:
+        if self.state is State.VERIFYING and not self._challenged and t - self._wake_at > self.settings.wake_timeout_s:
             self.lock(t, "no command after the wake word")
             return True
         if self.state is State.ACTIVE and t - self._last_heard > self.settings.idle_timeout_s:
@@ -128,5 +140,5 @@ class Session:
     def lock(self, t: float, reason: str) -> None:
         if self.state is State.LOCKED:
             return
-        user, self.state, self.user = self.user, State.LOCKED, None
+        user, self.state, self.user, self._challenged = self.user, State.LOCKED, None, False
         self.event(t, "lock", reason=reason, user=user)

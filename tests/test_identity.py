@@ -307,7 +307,8 @@ def test_cli_enroll_list_verify_remove(tmp_path, capsys):
     cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")
     run = lambda *a: (main([*a, "--config", str(cfg), "--json"]), capsys.readouterr())  # noqa: E731
     code, out = run("enroll", "obama", "--face", str(FACES / "enroll" / "obama" / "obama.jpg"))
-    assert code == 0 and json.loads(out.out) == {"user": "obama", "voice_samples": 0, "face_samples": 1}
+    assert code == 0 and json.loads(out.out) == {"user": "obama", "voice_samples": 0, "face_samples": 1,
+                                              "passphrase": False}
     code, out = run("profiles", "list")
     assert json.loads(out.out) == {"users": ["obama"], "preferences": {
         "obama": {"address_as": "obama", "voice": None, "reply_length": "short"}}}

@@ -44,7 +44,7 @@ def test_enroll_sets_preferences_and_list_shows_them(cli, tmp_path):
     code, out = cli("enroll", "sam", "--voice", str(WAV), "--face", str(JPG), "--address-as", "Sam",
                     "--reply-length", "long", "--tts-voice", "en_US-joe-medium")
     assert code == 0, out.err
-    assert json.loads(out.out) == {"user": "sam", "voice_samples": 1, "face_samples": 1}
+    assert json.loads(out.out) == {"user": "sam", "voice_samples": 1, "face_samples": 1, "passphrase": False}
     stored = json.loads((tmp_path / "profiles" / "sam" / "profile.json").read_text())
     want = {"address_as": "Sam", "voice": "en_US-joe-medium", "reply_length": "long"}
     assert stored["preferences"] == want

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from agent.config import Settings
+from agent.errors import MMChatError
 from agent.identity.profiles import ProfileStore
 from agent.models import PIPER_VOICES
 from agent.preferences import REPLY_EXTRA, Preferences, check_voice
@@ -19,6 +20,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--reply-length", choices=list(REPLY_EXTRA), help="answer length (default: short)")
     p.add_argument("--tts-voice", metavar="VOICE", help=f"Piper voice for this user's replies "
                    f"(known: {', '.join(sorted(PIPER_VOICES))})")
+    p.add_argument("--passphrase", metavar="TEXT", help="spoken passphrase for unlocking (needs --voice takes; "
+                   "stored only as salted per-word hashes)")
     p.set_defaults(handler=enroll)
 
     p = sub.add_parser("profiles", parents=[common], help="list or remove profiles")
@@ -38,6 +41,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--video", metavar="VIDEO", help="face check and liveness over a clip")
     p.add_argument("--start", type=float, default=None, help="video window start, s (default: config)")
     p.add_argument("--window", type=float, default=None, help="video window length, s (default: config)")
+    p.add_argument("--expect-phrase", metavar="TEXT", help="the words --voice must say (ASR, identity.phrase_tolerance); "
+                   "without it, the closest user's passphrase if they have one")
     p.set_defaults(handler=verify)
 
 
@@ -65,7 +70,7 @@ def _prefs(args: argparse.Namespace) -> dict[str, Any]:
 
 def enroll(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     prefs = _prefs(args)
-    return _checker(settings).enroll(args.name, args.voice, args.face, prefs).as_json()
+    return _checker(settings).enroll(args.name, args.voice, args.face, prefs, args.passphrase).as_json()
 
 
 def profiles_list(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -90,5 +95,12 @@ def profiles_sync(args: argparse.Namespace, settings: Settings) -> dict[str, Any
 
 
 def verify(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return _checker(settings).verify(voice=args.voice, face=args.face, video=args.video,
-                                     start_s=args.start, window_s=args.window).as_json()
+    if args.expect_phrase is not None and args.voice is None:
+        raise MMChatError("--expect-phrase needs --voice")
+    checker = _checker(settings)
+    d = checker.verify(voice=args.voice, face=args.face, video=args.video, start_s=args.start, window_s=args.window)
+    if args.voice is None:
+        return d.as_json()
+    from agent.audio_key import verify_phrase
+
+    return verify_phrase(settings, checker, d, args.voice, args.expect_phrase)

@@ -5,6 +5,7 @@ Layout (folder 0700, files 0600)::
     <profiles>/<NAME>/voice.npy     (n, 192) unit voice embeddings, one per sample
     <profiles>/<NAME>/face.npy      (n, 128) face encodings, one per photo
     <profiles>/<NAME>/profile.json  preferences, models used, sample counts
+    <profiles>/<NAME>/key.json      optional passphrase: salt + per-word scrypt digests (phrase.py)
 
 A save writes the whole new profile into ``.<NAME>.new/`` (fsynced), renames the
 current folder to ``.<NAME>.old/``, renames the new one into place and deletes the
@@ -44,9 +45,11 @@ class Profile:
     voice: np.ndarray = field(default_factory=lambda: np.zeros((0, VOICE_DIM), np.float32))
     face: np.ndarray = field(default_factory=lambda: np.zeros((0, FACE_DIM), np.float64))
     prefs: dict = field(default_factory=dict)
+    key: dict | None = None  # the passphrase record (agent.identity.phrase.PhraseKey.as_json), never the text
 
     def as_json(self) -> dict:
-        return {"user": self.name, "voice_samples": len(self.voice), "face_samples": len(self.face)}
+        return {"user": self.name, "voice_samples": len(self.voice), "face_samples": len(self.face),
+                "passphrase": self.key is not None}
 
 
 def check_name(name: str) -> str:
@@ -125,9 +128,10 @@ class ProfileStore:
             prefs = json.loads((d / "profile.json").read_text())
             voice = np.load(d / "voice.npy", allow_pickle=False) if (d / "voice.npy").is_file() else None
             face = np.load(d / "face.npy", allow_pickle=False) if (d / "face.npy").is_file() else None
+            key = json.loads((d / "key.json").read_text()) if (d / "key.json").is_file() else None
         except (OSError, ValueError) as e:
             raise ProfileError(f"profile {name!r} is unreadable ({type(e).__name__}); re-enrol it") from None
-        p = Profile(name, prefs=prefs.get("preferences", {}))
+        p = Profile(name, prefs=prefs.get("preferences", {}), key=key)
         if voice is not None:
             p.voice = voice.reshape(-1, VOICE_DIM)
         if face is not None:
@@ -159,6 +163,8 @@ class ProfileStore:
                 "voice_samples": len(profile.voice), "face_samples": len(profile.face),
                 "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_private(new / "profile.json", json.dumps(meta, indent=2).encode())
+        if profile.key is not None:
+            write_private(new / "key.json", json.dumps(profile.key).encode())
         if d.is_dir():
             os.rename(d, old)
         os.rename(new, d)
@@ -167,8 +173,10 @@ class ProfileStore:
             shutil.rmtree(old)
 
     def enroll(self, name: str, voice: list[np.ndarray], face: list[np.ndarray],
-               models: dict[str, str] | None = None, prefs: dict | None = None) -> Profile:
-        """Add embeddings (and preference updates) to a profile, created if new; one atomic save."""
+               models: dict[str, str] | None = None, prefs: dict | None = None,
+               key: dict | None = None) -> Profile:
+        """Add embeddings (and preference updates, a new passphrase ``key``) to a profile, created if new;
+        one atomic save."""
         check_name(name)
         p = self.load(name) if self.exists(name) else Profile(name, prefs=default_prefs(name))
         p.prefs = {**default_prefs(name), **p.prefs, **(prefs or {})}
@@ -176,6 +184,8 @@ class ProfileStore:
             p.voice = np.vstack([p.voice, np.stack(voice).reshape(-1, VOICE_DIM)]).astype(np.float32)
         if face:
             p.face = np.vstack([p.face, np.stack(face).reshape(-1, FACE_DIM)])
+        if key is not None:
+            p.key = key
         self.save(p, models)
         return p
 

@@ -6,7 +6,7 @@ probe must also pass liveness when ``identity.require_liveness`` is set.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from agent.errors import MMChatError
 from agent.identity.faces import (DlibFaceEncoder, FaceEncoder, FaceError, encode_image, face_distance,
                                   sample_video, video_encodings)
 from agent.identity.liveness import LivenessResult, MediaPipeFaceMesh, check_liveness
+from agent.identity.phrase import PhraseKey
 from agent.identity.profiles import Profile, ProfileStore, check_name
 from agent.identity.voiceprint import EcapaVoiceprint, Voiceprint, cosine_score, speech_only
 
@@ -143,17 +144,22 @@ class IdentityChecker:
         return self.voiceprint.embed(speech_only(a, self.cfg.min_speech_s, name))
 
     def enroll(self, name: str, voices: list[str | Path], faces: list[str | Path],
-               prefs: dict[str, Any] | None = None) -> Profile:
+               prefs: dict[str, Any] | None = None, passphrase: str | None = None) -> Profile:
         """Embed every sample first, then add them (and ``prefs`` updates) to the profile in one save.
 
-        Preferences alone may update an existing profile; a new one needs a sample.
+        Preferences alone may update an existing profile; a new one needs a sample. A ``passphrase``
+        is kept as salted per-word digests plus the embeddings of this call's voice takes.
         """
         check_name(name)  # refuse a bad name before any model work
         if not voices and not faces and not (prefs and self.store.exists(name)):
             raise MMChatError("enroll needs at least one --voice or --face sample")
+        if passphrase is not None and not voices:
+            raise MMChatError("--passphrase needs --voice takes of the user (their voiceprint guards it)")
+        key = PhraseKey.create(passphrase) if passphrase is not None else None
         v = [self.voice_embedding(p) for p in voices]
         f = [encode_image(p, self.faces) for p in faces]
-        return self.store.enroll(name, v, f, self.models(), prefs)
+        key_json = None if key is None else replace(key, voice=tuple(tuple(map(float, e)) for e in v)).as_json()
+        return self.store.enroll(name, v, f, self.models(), prefs, key_json)
 
     def verify(self, voice: str | Path | np.ndarray | None = None, face: str | Path | None = None,
                video: str | Path | None = None, start_s: float | None = None,
