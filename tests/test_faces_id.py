@@ -244,6 +244,14 @@ def test_names_stick_to_tracks_between_rechecks():
     assert enc.calls[-1] == 1 and out[2]["user"] is None and out[2]["user_score"] is not None
     out = namer.name(frame, [box(15), box(250), box(420)], t=3.0)  # bob's box jumped: recognised again
     assert enc.calls[-1] == 1
+    enc.encodings[0] = a + 0.06  # ann turns away: distance 0.68, still closest to ann
+    out = namer.name(frame, [box(15), box(250), box(420)], t=5.0)
+    assert enc.calls[-1] == 1 and out[0]["user"] == "ann"  # a re-check of her unbroken track keeps the name
+    assert FaceNamer(clf, enc, cfg, video=True).name(frame, [box(15)], t=0.0)[0]["user"] is None  # fresh: no slack
+    enc.encodings[0] = b  # someone else on that track: replaced at its next re-check (the third, oldest first)
+    for t in (7.5, 7.6, 7.7):
+        out = namer.name(frame, [box(15), box(250), box(420)], t=t)
+    assert out[0]["user"] == "bob"
 
 
 def test_who_is_here_sentences():

@@ -4,9 +4,11 @@
 distance to that person's nearest enrolled photo) to each face dict of a frame. In
 video mode faces are tracked (the Kalman/IoU ``MultiObjectTracker``, label ``face``):
 a new track is recognised at once, so is one whose box jumped (IoU with its last box
-below 0.5: a cut, or one person passing another); a known one keeps its name and is recognised
-again every ``face_id.recheck_s`` seconds (at most ``recheck_per_frame`` re-checks per
-frame, so the cost is spread). A still image (``video=False``) recognises every face.
+below 0.5: a cut, or one person passing another); a known one keeps its name and is
+recognised again every ``face_id.recheck_s`` seconds, at most ``recheck_per_frame`` per
+frame so the cost is spread. A re-check that finds the face still closest to the same
+person, only too far for a fresh naming (a turned head), keeps the name; a fresh naming
+never has that slack. A still image (``video=False``) recognises every face.
 Encoding uses the face finder's boxes, so dlib's own detector never runs here.
 """
 from __future__ import annotations
@@ -104,13 +106,17 @@ class FaceNamer:
         todo = [i for i, tid in enumerate(ids) if tid is None or tid not in self.known or i in jumped]
         due = sorted((self.known[tid][1], i) for i, tid in enumerate(ids)
                      if i not in todo and tid in self.known and t - self.known[tid][1] >= self.cfg.recheck_s)
-        todo += [i for _, i in due[: self.cfg.recheck_per_frame]]
+        rechecks = {i for _, i in due[: self.cfg.recheck_per_frame]}
+        todo += sorted(rechecks)
         matches: dict[int, FaceMatch] = {}
         if todo:
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
             encs = self.encoder.encode_boxes(rgb, [dlib_box(faces[i]["box"]) for i in todo])
             self.recognised += len(todo)
             for i, m in zip(todo, self.classifier.predict(encs)):
+                before = self.known[ids[i]][0] if i in rechecks else None
+                if before is not None and before.user and m.user is None and m.closest == before.user:
+                    m = before  # an unbroken track that still looks most like them (e.g. turned away): keep it
                 matches[i] = m
                 if ids[i] is not None:
                     self.known[ids[i]] = (m, t)
