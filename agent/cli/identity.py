@@ -1,4 +1,4 @@
-"""Identity commands: enroll, profiles list/remove, verify."""
+"""Identity commands: enroll, profiles list/remove/sync, verify."""
 from __future__ import annotations
 
 import argparse
