@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -38,8 +38,8 @@ class Wait:
 class ScriptedSource:
     """A conversation as an AudioSource: audio parts, and Wait steps that listen for the assistant."""
 
-    def __init__(self, parts: list[np.ndarray | Wait], frame_ms: int = 30, sample_rate: int = SAMPLE_RATE,
-                 settle_s: float = 1.5) -> None:
+    def __init__(self, parts: list[np.ndarray | Wait | Callable[[], np.ndarray]], frame_ms: int = 30,
+                 sample_rate: int = SAMPLE_RATE, settle_s: float = 1.5) -> None:
         self.parts, self.sample_rate, self.settle_s = parts, sample_rate, settle_s  # settle: VAD end + queues
         self.frame_samples = sample_rate * frame_ms // 1000
         self.quiet = lambda: True
@@ -57,6 +57,8 @@ class ScriptedSource:
                 while not self.quiet():
                     yield silence
                 part = np.zeros(int(part.after_s * self.sample_rate), np.float32)
+            elif callable(part):  # audio made when it is reached (e.g. an answer to what was just said)
+                part = part()
             yield from frames_of(part, self.frame_samples)
 
 
