@@ -179,3 +179,19 @@ def test_gate_doubt_asks_instead_of_refusing(key_settings, checker):
     r = IdentityGate(grey, face, checker).check(voice, 3.0)
     assert r.decision == "doubt" and r.details["voice_doubt"] is True and 0.3 <= r.details["voice_score"] < 0.95
 
+
+
+def test_cli_bad_passphrase_input_is_one_line_and_saves_nothing(tmp_path, capsys):
+    from agent.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")
+    wav = str(SPEECH / "spk1_snt1.wav")
+    for args, needle in ((["enroll", "x", "--voice", wav, "--passphrase", "open up"], "too short"),
+                         (["enroll", "x", "--face", str(FACES / "enroll" / "obama" / "obama.jpg"),
+                           "--passphrase", "one two three four"], "needs --voice"),
+                         (["verify", "--expect-phrase", "amber river tiger"], "needs --voice")):
+        code = main([*args, "--config", str(cfg), "--json"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and needle in err and "\n" not in err, err
+    assert not (tmp_path / "profiles" / "x").exists()

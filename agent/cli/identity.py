@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--video", metavar="VIDEO", help="face check and liveness over a clip")
     p.add_argument("--start", type=float, default=None, help="video window start, s (default: config)")
     p.add_argument("--window", type=float, default=None, help="video window length, s (default: config)")
-    p.add_argument("--expect-phrase", metavar="TEXT", help="the words --voice must say (ASR, identity.phrase_tolerance); "
-                   "without it, the closest user's passphrase if they have one")
+    p.add_argument("--expect-phrase", metavar="TEXT", help="the words --voice must say (ASR, "
+                   "identity.phrase_tolerance); without it, the closest user's passphrase if they have one")
     p.set_defaults(handler=verify)
 
 
