@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,9 +100,21 @@ def test_silence_and_noise_get_no_voice_reading(voice):
     rng = np.random.default_rng(0)
     for audio in (np.zeros(32000, np.float32), (0.05 * rng.standard_normal(48000)).astype(np.float32)):
         r = voice.read(audio)
-        assert r.gender is None and r.arousal is None and "speech" in r.reason
+        assert r.gender is None and r.arousal is None and r.reason
         j = r.as_json()
         assert j["emotion"] is None and j["gender"] is None and j["reason"]
+
+
+MUSIC = sorted(Path("/usr/share/games/fillets-ng/music").glob("*.ogg"))  # Debian fillets-ng-data, when present
+
+
+@pytest.mark.skipif(not MUSIC, reason="no music recordings on this machine")
+def test_music_gets_no_voice_reading(voice):
+    from agent.audio_io import load_audio
+
+    readings = [voice.read(load_audio(p)[:16000 * 20]) for p in MUSIC[:4]]
+    assert all(r.gender is None and r.arousal is None and r.reason for r in readings)
+    assert any("music" in r.reason for r in readings), [r.reason for r in readings]
 
 
 # --- face age/gender -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from agent.errors import MMChatError
 
 NO_EMOTION = "no speech-emotion model ships in a registry package; see arousal (prosody)"
 NO_AGE = "no voice-age model ships in a registry package"
+SILENCE_RMS = 1e-3  # quieter audio is silence: no speech/music check
 
 
 class PaaSvm:
@@ -132,11 +133,14 @@ class VoiceAnalyser:
         from agent.identity.voiceprint import speech_only
 
         t0 = time.perf_counter()
+        gender_svm, music_svm = self._models()
         try:
             speech = speech_only(audio, self.min_speech_s)
-        except MMChatError as e:
-            return VoiceReading(None, None, None, reason=str(e))
-        gender_svm, music_svm = self._models()
+        except MMChatError as e:  # silence, noise or music: name music when it is that
+            loud = float(np.sqrt(np.mean(np.square(audio)))) > SILENCE_RMS
+            music = music_svm.proba(audio).get("music", 0.0) if loud else 0.0
+            return VoiceReading(None, None, None, reason=f"music, not speech (p={music:.2f})"
+                                if music >= self.music_threshold else str(e))
         t1 = time.perf_counter()
         music = music_svm.proba(audio).get("music", 0.0)
         if music >= self.music_threshold:
