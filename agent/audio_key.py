@@ -205,8 +205,11 @@ class KeyPolicy:
             self.challenge.deadline = t + self.cfg.challenge_timeout_s
 
     def expired(self, t: float) -> bool:
+        """No answer in time (also when the prompt was never reported spoken, e.g. a TTS failure)."""
         c = self.challenge
-        return c is not None and c.deadline is not None and not c.answers and t > c.deadline
+        if c is None or c.answers:
+            return False
+        return t > (c.deadline if c.deadline is not None else c.asked_t + 3 * self.cfg.challenge_timeout_s)
 
     def late(self, end: float) -> bool:
         c = self.challenge

@@ -122,6 +122,12 @@ def test_config_and_word_list_are_checked(tmp_path):
     policy = KeyPolicy(s.identity.model_copy(update={"challenge": "always"}), ws)
     c = policy.ask("spk1", 1, 0.0)
     assert len(set(c.words)) == s.identity.challenge_length and policy.prompt(c).startswith("Say: ")
+    timeout = s.identity.challenge_timeout_s
+    assert not policy.expired(2 * timeout) and policy.expired(3 * timeout + 1)  # prompt never reported spoken
+    policy.spoken(5.0)
+    assert not policy.expired(5.0 + timeout) and policy.expired(5.1 + timeout) and policy.late(5.1 + timeout)
+    c.answers.add(7)
+    assert not policy.expired(100.0)  # an answer is being checked: it decides
 
 
 # -- real speech -------------------------------------------------------------------------------------
