@@ -105,6 +105,24 @@ def test_silence_and_noise_get_no_voice_reading(voice):
         assert j["emotion"] is None and j["gender"] is None and j["reason"]
 
 
+FISH = Path("/usr/share/games/fillets-ng/sound")  # Debian fillets-ng-data-cs/-nl (scripts/install.sh)
+
+
+@pytest.mark.skipif(not any(FISH.glob("*/nl/m-*.ogg")), reason="fillets-ng dubbing not installed")
+def test_voice_gender_on_the_dubbed_fish(voice):
+    """Two dubbings, two actors each: small fish (m-*, ~215 Hz median F0) female, big fish (v-*, 105-140 Hz) male."""
+    from agent.audio_io import load_audio
+
+    right = n = 0
+    for lang in ("cs", "nl"):
+        for who, gender in (("m", "female"), ("v", "male")):
+            clips = [a for a in (load_audio(p) for p in sorted(FISH.glob(f"*/{lang}/{who}-*.ogg"))[:40])
+                     if a.size >= 3 * 16000][:5]
+            got = [voice.read(a).gender for a in clips]
+            n, right = n + len(got), right + sum(g == gender for g in got)
+    assert n == 20 and right >= 18, (right, n)  # eval gender on 20 lines per actor: 79 of 80
+
+
 MUSIC = sorted(Path("/usr/share/games/fillets-ng/music").glob("*.ogg"))  # Debian fillets-ng-data, when present
 
 

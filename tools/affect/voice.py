@@ -4,7 +4,8 @@ No speech-emotion model good enough ships in a registry package (``audioanalytic
 4-class RAVDESS Conv1D is the only one found), so the voice gives no emotion label:
 ``arousal`` is reported from pitch (Praat via ``parselmouth``) and loudness instead. Gender is
 ``pyAudioAnalysis`` 0.3.14's ``svm_rbf_speaker_male_female``; its ``svm_rbf_sm`` speech/music
-SVM turns music away. Silence, music or too little speech -> ``None`` fields with a reason.
+SVM names music when the VAD finds too little speech. Silence, music or too little speech ->
+``None`` fields with a reason.
 """
 from __future__ import annotations
 
@@ -141,18 +142,15 @@ class VoiceAnalyser:
             music = music_svm.proba(audio).get("music", 0.0) if loud else 0.0
             return VoiceReading(None, None, None, reason=f"music, not speech (p={music:.2f})"
                                 if music >= self.music_threshold else str(e))
-        t1 = time.perf_counter()
-        music = music_svm.proba(audio).get("music", 0.0)
-        if music >= self.music_threshold:
-            return VoiceReading(None, None, None, reason=f"music, not speech (p={music:.2f})",
-                                speech_s=speech.size / SAMPLE_RATE)
-        t2 = time.perf_counter()
+        # Speech that Silero found is trusted: the speech/music SVM took 18 of 80 dubbed lines (real speech)
+        # for music, while every music track tried had too little speech for the VAD anyway.
+        t1 = t2 = time.perf_counter()
         g = gender_svm.proba(speech)
         gender = max(g, key=g.get)
         t3 = time.perf_counter()
         pro = prosody(speech)
         t4 = time.perf_counter()
-        ms = {"vad": (t1 - t0) * 1e3, "music_check": (t2 - t1) * 1e3, "gender": (t3 - t2) * 1e3,
+        ms = {"vad": (t1 - t0) * 1e3, "gender": (t3 - t2) * 1e3,
               "prosody": (t4 - t3) * 1e3}
         return VoiceReading(gender, round(g[gender], 3), pro, speech_s=speech.size / SAMPLE_RATE,
                             timings_ms={k: round(v, 1) for k, v in ms.items()})
