@@ -10,6 +10,7 @@ import soundfile as sf
 from agent.errors import AudioError, ErrorCode
 
 SAMPLE_RATE = 16000
+MIN_RATE, MAX_RATE = 4000, 384000  # sample rates a recording can have
 
 
 def to_mono_float(audio: np.ndarray) -> np.ndarray:
@@ -47,6 +48,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         data, sr = sf.read(str(p), always_2d=False)
     except Exception:
         data, sr = _decode_with_av(p)
+    if not MIN_RATE <= int(sr) <= MAX_RATE:  # a broken header: resampling from it could need gigabytes
+        raise AudioError(f"audio sample rate {int(sr)} Hz is outside {MIN_RATE}-{MAX_RATE} Hz: {p}")
     audio = resample(to_mono_float(data), int(sr), sample_rate)
     if audio.size < sample_rate // 10:
         raise AudioError(f"audio is too short ({audio.size / sample_rate:.2f} s): {p}", ErrorCode.AUDIO_EMPTY)

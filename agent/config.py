@@ -244,6 +244,12 @@ class AffectSettings(FrozenModel):
     music_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # speech/music SVM: at or above, the audio is music
 
 
+class ServeSettings(FrozenModel):
+    """``main.py serve`` (agent/server.py)."""
+
+    lock_wait_s: float = Field(120.0, gt=0.0, le=3600.0)  # a request waits this long for the models, then 503
+
+
 # Sections for later stages are defined above this line (one FrozenModel each)
 # and added as fields of Settings below.
 
@@ -262,6 +268,7 @@ class Settings(FrozenModel):
     vision: VisionSettings = VisionSettings()
     slam: SlamSettings = SlamSettings()
     session: SessionSettings = SessionSettings()
+    serve: ServeSettings = ServeSettings()
     affect: AffectSettings = AffectSettings()
     root: Path = Field(default_factory=lambda: Path(__file__).resolve().parent.parent, exclude=True)
 

@@ -31,13 +31,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from agent.config import Emotion, Settings
 from agent.errors import ErrorCode, MMChatError
+from agent.server_openapi import document_bodies
 from tools import ToolContext
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD = 50 * 1024 * 1024
 MAX_AUDIO_S = 120.0  # longer recordings are refused (a turn is one utterance)
 MAX_PIXELS = 40_000_000  # bigger photos are refused before decoding
-LOCK_WAIT_S = 120.0
 KEEP_REPLIES = 50  # reply WAVs kept under runs/serve (older ones are deleted)
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 UPLOAD_TYPES = ("audio/", "video/", "image/", "application/octet-stream", "application/json")
@@ -75,7 +75,7 @@ class Service:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if not self.lock.acquire(timeout=LOCK_WAIT_S):
+        if not self.lock.acquire(timeout=self.settings.serve.lock_wait_s):
             raise MMChatError("busy: other requests are still running; try again", ErrorCode.BACKEND_UNAVAILABLE)
         try:
             yield
@@ -211,6 +211,7 @@ def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | Non
     limit = settings.controller.max_user_chars
     app = FastAPI(title="MMChat", description="Local, offline multimodal voice assistant")
     app.state.service = svc
+    document_bodies(app)  # agent/server_openapi.py: the raw-body endpoints' request bodies
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or LOCAL_HOSTS)
 
     @app.middleware("http")

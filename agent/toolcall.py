@@ -133,7 +133,7 @@ def parse_tool_call(text: str, tools: dict[str, type[BaseModel]]) -> ToolCall | 
         if name not in tools:
             close = difflib.get_close_matches(name, list(tools), n=1, cutoff=0.8)
             if not close:
-                problem = problem or f"unknown tool '{name}'"
+                problem = problem or f"unknown tool {name[:60]!r}"  # repr: the model's text stays one line
                 continue
             name = close[0]
         try:

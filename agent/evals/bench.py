@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     "faces_id": "agent.evals.bench_faces_id:bench_faces_id",
     "slam": "agent.evals.bench_slam:bench_slam",
     "affect": "agent.evals.bench_affect:bench_affect",
+    "server_load": "agent.evals.server_load:bench_server_load",
 }
 
 
