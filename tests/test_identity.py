@@ -180,7 +180,7 @@ def test_failed_write_keeps_old_profile(tmp_path, monkeypatch, target, n):
     store.enroll("bob", [_emb(1, 192)], [_emb(2, 128)])
     before = store.load("bob")
     monkeypatch.setattr(os, target, _fail_on_call(n, getattr(os, target)))
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(ProfileError, match="simulated"):  # a coded refusal, not a raw OSError
         store.enroll("bob", [_emb(3, 192)], [_emb(4, 128)])
     monkeypatch.undo()
     assert _same(store.load("bob"), before) and store.names() == ["bob"]
@@ -194,7 +194,7 @@ def test_crash_mid_swap_recovers_on_next_start(tmp_path, monkeypatch):
     before = store.load("bob")
     monkeypatch.setattr(ProfileStore, "_recover", staticmethod(lambda d: None))
     monkeypatch.setattr(os, "rename", _fail_on_call(2, os.rename))
-    with pytest.raises(OSError):
+    with pytest.raises(ProfileError):
         store.enroll("bob", [_emb(3, 192)], [])
     monkeypatch.undo()
     assert not (tmp_path / "bob").exists() and (tmp_path / ".bob.old").is_dir()  # the crash state

@@ -148,8 +148,11 @@ class ProfileStore:
             self._recover(d)
             try:
                 self._swap_in(d, profile, models)
-            except BaseException:
+            except BaseException as e:
                 self._recover(d)  # put the previous profile back at once
+                if isinstance(e, OSError):  # e.g. the disk is full: a clear refusal, the old profile kept
+                    raise ProfileError(f"could not save profile {profile.name!r} ({e.strerror or e}); "
+                                       "the previous one is kept") from None
                 raise
 
     @staticmethod

@@ -1,0 +1,97 @@
+"""Faults around the profiles: a full disk while saving, and ``kill -9`` during ``main.py enroll``:
+a clear coded error, and the existing profile is never corrupted."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.identity.profiles import ProfileError, ProfileStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEECH = (ROOT / "../shared/testdata/speech").resolve()
+
+
+def _emb(seed: int, dim: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 kB tmpfs (root only): writes past it fail with ENOSPC like a full disk."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_while_saving_keeps_the_old_profile(tiny_disk):
+    store = ProfileStore(tiny_disk / "profiles")
+    store.enroll("bob", [_emb(1, 192)], [_emb(2, 128)])
+    before = store.load("bob")
+    with open(tiny_disk / "filler", "wb", buffering=0) as f:  # fill the disk to the last block
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    with pytest.raises(ProfileError, match="could not save profile 'bob'.*previous one is kept") as e:
+        store.enroll("bob", [_emb(3, 192)] * 50, [_emb(4, 128)] * 50)
+    assert "\n" not in str(e.value) and e.value.code.value == "profile-error"
+    after = ProfileStore(tiny_disk / "profiles").load("bob")
+    assert np.array_equal(after.voice, before.voice) and np.array_equal(after.face, before.face)
+    assert sorted(p.name for p in (tiny_disk / "profiles").iterdir()) == [".lock", "bob"]  # no half-written copy
+    os.remove(tiny_disk / "filler")
+    assert len(store.enroll("bob", [_emb(3, 192)], []).voice) == 2  # space again: saving works
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SPEECH.is_dir(), reason="shared testdata missing")
+def test_kill_9_during_enroll_never_corrupts_the_profile(tmp_path):
+    """``main.py enroll`` killed at several moments (model loading, embedding, saving): every time, the
+    profile that was there loads intact or with the new sample complete."""
+    profiles = tmp_path / "profiles"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  profiles: {profiles}\n")
+    run = [sys.executable, str(ROOT / "main.py"), "enroll", "alice", "--config", str(cfg), "--json", "--voice"]
+    first = subprocess.run(run + [str(SPEECH / "spk1_snt1.wav")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr
+    t_full = None
+    counts = {1}
+    for delay in (0.5, 2.0, 4.0, None, 6.0, 8.0):  # None: let one run finish, to time the others
+        p = subprocess.Popen(run + [str(SPEECH / "spk1_snt2.wav")], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        t0 = time.monotonic()
+        if delay is None:
+            p.wait(300)
+            t_full = time.monotonic() - t0
+        else:
+            try:
+                p.wait(delay)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(30)
+        p.stdout.close()
+        p.stderr.close()
+        prof = ProfileStore(profiles).load("alice")  # recovers a half-done swap, then must load
+        n = len(prof.voice)
+        assert n >= max(counts) and n <= max(counts) + 1 and prof.voice.shape[1] == 192
+        assert json.loads((profiles / "alice" / "profile.json").read_text())["voice_samples"] == n
+        counts.add(n)
+    assert t_full is not None and max(counts) >= 2  # the unkilled run saved its sample
+    assert not [p for p in profiles.iterdir() if p.name.endswith((".new", ".old"))]
