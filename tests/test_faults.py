@@ -95,3 +95,50 @@ def test_kill_9_during_enroll_never_corrupts_the_profile(tmp_path):
         counts.add(n)
     assert t_full is not None and max(counts) >= 2  # the unkilled run saved its sample
     assert not [p for p in profiles.iterdir() if p.name.endswith((".new", ".old"))]
+
+
+def _llm_server(gguf: Path, port: int) -> subprocess.Popen:
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "mmchat"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("llama_cpp.server did not start")
+
+
+@pytest.mark.slow
+def test_llm_server_gone_and_back(settings):
+    """openai backend: the LLM server dies mid-session (a clear error for that turn, the assistant keeps
+    running) and comes back on the same address (the next turn is answered, no restart)."""
+    from agent.assistant import Assistant
+    from agent.config import load_settings
+    from agent.models import LLM_FILES, model_path
+    from tests.test_backends import _free_port
+
+    gguf = model_path(settings.models_dir, LLM_FILES, "qwen2.5-coder-0.5b", "LLM")
+    port = _free_port()
+    s = load_settings(None, overrides={"llm": {"backend": "openai", "url": f"http://127.0.0.1:{port}/v1",
+                                               "model": "mmchat", "timeout_s": 20}})
+    server = _llm_server(gguf, port)
+    try:
+        assistant = Assistant(s)
+        assert assistant.answer("What is the capital of Italy?").result.reply.strip()
+        server.kill()
+        server.wait(10)
+        down = assistant.answer("What is the capital of France?").result
+        assert down.error and "\n" not in down.error, down  # said, not raised
+        server = _llm_server(gguf, port)
+        back = assistant.answer("What is the capital of Spain?").result
+        assert not back.error and back.reply.strip(), back
+    finally:
+        server.kill()
+        server.wait(10)
