@@ -30,17 +30,16 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from agent.assistant import SPOKEN_ERRORS
-from agent.controller import FALLBACK_FAILED, TurnResult
-from agent.errors import ErrorCode, MMChatError
+from agent.audio_io import SAMPLE_RATE
+from agent.errors import ErrorCode
 from agent.gate import GateResult
-from agent.pipeline import (END, Busy, BargeIn, GestureHit, Responder, SpeechStarted, Stage, StageError, StageResult,
+from agent.pipeline import (END, Busy, BargeIn, GestureHit, Pause, SpeechStarted, Stage, StageError, StageResult,
                             Stats, Tick, Utterance, WakeHit)
 from agent.playback import AudioOut, Playback, PlaybackSink
 from agent.preferences import Preferences
+from agent.reply import SPOKEN_ERRORS, Reply, ReplyJob, ReplyKind, ReplyPath
+from agent.key_steps import KeySteps
 from agent.session import Session, State
-from agent.speech_out import SpeechWorker
-from agent.tts import TTS
 
 GOODBYE = "Goodbye. I'm locking now."
 
@@ -65,90 +64,35 @@ class VoiceJob:
     user: str
 
 
-@dataclass(frozen=True)
-class SpeakJob:
-    kind: str  # reply (controller) | refusal | goodbye | notice (fixed text, no controller)
-    text: str
-    heard_at: float  # perf_counter when the user's speech end was seen (voice-to-voice clock)
-    emotion: str | None = None  # the user's emotion seen by the camera (None: the controller's default)
-    prefs: Preferences | None = None  # the unlocked user's preferences (None: defaults)
-    greeting: str | None = None  # said before the job's own text (first job after an unlock)
-
-
-@dataclass
-class Spoken:
-    kind: str
-    text: str
-    result: TurnResult | None
-    audio: str | None
-    first_audio_s: float | None
-    greeting: str | None = None  # the greeting heard before ``text``
-
-
 class Responses:
-    """The controller stage's job function: controller (or fixed text) -> SpeechWorker -> playback."""
+    """The controller stage's job function: a ReplyJob through the one reply path into playback."""
 
-    def __init__(self, controller: Responder, tts: TTS, playback: Playback, out: AudioOut | None,
-                 run_dir: Path | None, stats: Stats) -> None:
-        self.controller, self.tts, self.playback, self.out = controller, tts, playback, out
+    def __init__(self, replies: ReplyPath, playback: Playback, out: AudioOut | None, run_dir: Path | None,
+                 stats: Stats, hold: threading.Event | None = None) -> None:
+        """``hold``: set while a reply runs (the camera stage slows down to leave the CPU to it)."""
+        self.replies, self.playback, self.out, self.hold = replies, playback, out, hold
         self.run_dir, self.stats = run_dir, stats
         self.current: PlaybackSink | None = None
         self.n = 0
-        self.voices: dict[str, TTS] = {}  # per-user voices loaded so far (failures map to self.tts)
 
-    def voice(self, prefs: Preferences | None) -> TTS:
-        """The user's Piper voice if set, other than the configured one and installed; else the default."""
-        name = prefs.voice if prefs else None
-        if not name or name == getattr(self.tts, "name", None):
-            return self.tts
-        if name not in self.voices:
-            try:
-                self.voices[name] = self.tts.with_voice(name)  # type: ignore[attr-defined]
-            except (MMChatError, AttributeError) as e:
-                log.warning("voice %r unavailable (%s); using the configured voice", name, e)
-                self.voices[name] = self.tts
-        return self.voices[name]
-
-    def limit(self, job: SpeakJob) -> dict[str, int]:
-        """``max_sentences`` for ``respond`` from the user's reply length (empty: the style's cap)."""
-        extra = job.prefs.extra_sentences if job.prefs else 0
-        return {"max_sentences": self.controller.style_cap(job.emotion) + extra} if extra else {}
-
-    def __call__(self, job: SpeakJob) -> Spoken:
+    def __call__(self, job: ReplyJob) -> Spoken:
         sink = PlaybackSink(self.playback, threading.Event(), self.out)
         self.current = sink
-        worker = SpeechWorker(self.voice(job.prefs), sink, sink.cancel)
-        if job.greeting:
-            worker.say(job.greeting)
-        result = None
-        if job.kind == "reply":
-            try:
-                result = self.controller.respond(job.text, job.emotion, on_sentence=worker.say, cancel=sink.cancel,
-                                                 **self.limit(job))
-            except MMChatError as e:
-                result = TurnResult(text=job.text, error=str(e))
-                result.reply = SPOKEN_ERRORS.get(e.code, FALLBACK_FAILED)
-                worker.say(result.reply)
-        else:
-            worker.say(job.text)
-        spoken = worker.finish()
-        self.current = None
-        greeted = bool(job.greeting) and spoken[:1] == [job.greeting]
-        spoken = spoken[1:] if greeted else spoken
-        starts = worker.started[1:] if job.greeting else worker.started  # the job's own first audio
-        first = starts[0] - job.heard_at if starts else None
-        if first is not None and job.kind == "reply":
-            self.stats.add("voice_to_voice", first)
-        text = job.text if result is None else result.reply
-        if sink.cancel.is_set():
-            text = " ".join(spoken)
-            if result is not None:
-                result.reply, result.interrupted = text, True
+        if self.hold is not None:
+            self.hold.set()
+        try:
+            reply = self.replies.run(job, sink, sink.cancel)
+        finally:
+            self.current = None
+            if self.hold is not None:
+                self.hold.clear()
+        if reply.first_audio_s is not None and job.kind is ReplyKind.REPLY:
+            self.stats.add("voice_to_voice", reply.first_audio_s)
         audio = None
         if self.run_dir is not None and sink.record.chunks:
             self.n += 1
-            audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind}.wav"))
-        return Spoken(job.kind, text, result, audio, first, job.greeting if greeted else None)
+            audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind.value}.wav"))
+        return Spoken(reply, audio)
 
     def interrupt(self) -> bool:
         sink = self.current
@@ -158,13 +102,22 @@ class Responses:
         return True
 
 
+@dataclass(frozen=True)
+class Spoken:
+    """A reply as the session logs it: what was heard, and where its audio was saved."""
+
+    reply: Reply
+    audio: str | None
+
+
 class Conductor:
     """Consumes the hub queue until the end of the stream and all jobs are done."""
 
     def __init__(self, session: Session, hub: queue.Queue, playback: Playback, busy: Busy, gate_q: queue.Queue,
                  asr_q: queue.Queue, speak_q: queue.Queue, responses: Responses, face_checks: bool,
                  lookback_s: float, min_command_s: float, face_check_s: float, stop: threading.Event,
-                 emotion_of: Callable[[str], str | None] | None = None, reverify_min_s: float | None = None) -> None:
+                 emotion_of: Callable[[str], str | None] | None = None, reverify_min_s: float | None = None,
+                 key: Any = None) -> None:
         self.s, self.hub, self.playback, self.busy = session, hub, playback, busy
         self.gate_q, self.asr_q, self.speak_q, self.responses = gate_q, asr_q, speak_q, responses
         self.face_checks, self.face_check_s = face_checks, face_check_s
@@ -179,6 +132,7 @@ class Conductor:
         self.goodbye = False
         self.last_face = -1e9
         self.ended = False
+        self.key = None if key is None else KeySteps(self, key)  # passphrase/challenge/lockout (agent.key_steps)
 
     @property
     def now(self) -> float:
@@ -211,6 +165,8 @@ class Conductor:
             if self.responses.interrupt():
                 self.barge_t = item.t
                 self.s.event(item.t, "barge_in")
+        elif isinstance(item, Pause):  # (a Pause is an Utterance so far: test it first)
+            self.on_pause(item)
         elif isinstance(item, Utterance):
             self.on_utterance(item)
         elif isinstance(item, Tick):
@@ -231,36 +187,85 @@ class Conductor:
         if self.playback.overlaps(hit.t - 1.5, hit.t):
             self.s.event(hit.t, "ignored", what="wake", reason="during our own playback", score=round(hit.score, 3))
             return
+        if self.key and self.key.refuse_wake(hit):
+            return
         if self.s.wake(hit.t, hit.score, hit.phrase):
             self.wake_t = hit.t
 
-    def on_utterance(self, u: Utterance) -> None:
+    def _admit(self, u: Utterance, report: bool) -> Utterance | None:
+        """The part of ``u`` that may be a turn (cut to the command after a wake word), or None."""
         barged = self.barge_t is not None and u.start - 0.5 <= self.barge_t <= u.end
         if self.playback.overlaps(u.start + 0.3, u.end) and not barged:  # +0.3: pre-roll is not speech
-            self.s.event(u.end, "ignored", what="speech", reason="overlaps our own playback",
-                         seconds=round(u.end - u.start, 2))
-            return
+            if report:
+                self.s.event(u.end, "ignored", what="speech", reason="overlaps our own playback",
+                             seconds=round(u.end - u.start, 2))
+            return None
         if self.s.state is State.VERIFYING:
             if u.end - self.wake_t < self.min_command_s:
-                return  # the wake phrase alone: wait for the command
-            cut = max(0, int((self.wake_t - self.lookback_s - u.start) * 16000))
-            u = Utterance(u.start + cut / 16000, u.end, u.audio[cut:], u.id)
-            self.pending[u.id] = {"heard_at": time.perf_counter()}
+                return None  # the wake phrase alone: wait for the command
+            cut = max(0, int((self.wake_t - self.lookback_s - u.start) * SAMPLE_RATE))
+            return Utterance(u.start + cut / SAMPLE_RATE, u.end, u.audio[cut:], u.id)
+        return u if self.s.active else None
+
+    def on_pause(self, u: Pause) -> None:
+        """A pause inside a turn: start its work on what was said so far (kept if the turn ends here)."""
+        if self.key and self.key.answer(u, final=False):
+            return
+        p = self.pending.get(u.id)
+        if p is not None:  # a later pause of the same turn: transcribe again, the earlier one goes stale
+            self._retranscribe(p, u)
+            return
+        admitted = self._admit(u, report=False)
+        if admitted is not None:
+            self._start(admitted)
+
+    def on_utterance(self, u: Utterance) -> None:
+        if self.key and self.key.answer(u):
+            return
+        p = self.pending.get(u.id)
+        if p is None:
+            admitted = self._admit(u, report=True)
+            if admitted is None:
+                return
+            p = self._start(admitted)
+        else:  # work started at a pause: kept if no speech came after it
+            self._retranscribe(p, u)
+        p["final"], p["heard_at"] = True, time.perf_counter()
+        if self.key:
+            self.key.transcript_in(u.id)
+        self._refuse(p)
+        self.try_turn()
+
+    def _retranscribe(self, p: dict[str, Any], u: Utterance) -> None:
+        """The user went on after a pause: transcribe the turn so far again (cut as it was admitted)."""
+        if p["asr_end"] == u.end:
+            return
+        cut = max(0, int((p["start"] - u.start) * SAMPLE_RATE))
+        p.pop("transcript", None)
+        p["asr_end"] = u.end
+        self.busy.add()
+        self.asr_q.put(Utterance(u.start + cut / SAMPLE_RATE, u.end, u.audio[cut:], u.id))
+
+    def _start(self, u: Utterance) -> dict[str, Any]:
+        """Send a turn's audio to ASR, and to the voice check when it unlocks or re-verifies."""
+        p: dict[str, Any] = {"heard_at": time.perf_counter(), "asr_end": u.end, "final": False, "start": u.start}
+        self.pending[u.id] = p
+        if self.s.state is State.VERIFYING:
             self.busy.add(2)
             self.gate_q.put(VerifyJob(u))
-            self.asr_q.put(u)
-        elif self.s.active:
-            self.pending[u.id] = {"heard_at": time.perf_counter()}
-            if self.reverify_min_s is not None and u.end - u.start >= self.reverify_min_s and self.s.user:
-                self.busy.add(2)
-                self.gate_q.put(VoiceJob(u, self.s.user))  # checked beside ASR: no added latency
-            else:  # too short to judge a voice by (or not re-verifying): the unlocked user's
-                self.s.heard(u.end)
-                self.pending[u.id]["verify"] = "accept"
-                self.busy.add()
-            self.asr_q.put(u)
+        elif self.reverify_min_s is not None and u.end - u.start >= self.reverify_min_s and self.s.user:
+            self.busy.add(2)
+            self.gate_q.put(VoiceJob(u, self.s.user))  # checked beside ASR: no added latency
+        else:  # too short to judge a voice by (or not re-verifying): the unlocked user's
+            self.s.heard(u.end)
+            p["verify"] = "accept"
+            self.busy.add()
+        self.asr_q.put(u)
+        return p
 
     def on_tick(self, t: float) -> None:
+        if self.key:
+            self.key.tick(t)
         self.s.tick(t, busy=bool(self.busy) or self.playback.ahead())
         if self.face_checks and self.s.active and t - self.last_face >= self.face_check_s:
             self.last_face = t
@@ -280,13 +285,19 @@ class Conductor:
                 self.s.event(r.job.t, "error", stage="camera", message=r.error)
             self.s.face_seen(r.job.t, r.error is None and bool(r.value))
             return
+        if self.key and self.key.handles(r):
+            return
         if r.stage is Stage.VERIFY and isinstance(r.job, VoiceJob):
             self.on_voice(r)
         elif r.stage is Stage.VERIFY:
             self.on_verified(r)
         elif r.stage is Stage.ASR:
-            p = self.pending.setdefault(r.job.id, {"heard_at": time.perf_counter()})
-            p["transcript"] = (r.value, r.error)
+            p = self.pending.get(r.job.id)
+            if p is None or p.get("asr_end", r.job.end) != r.job.end:
+                return  # a stale speculative transcript (the turn went on after a pause, or was dropped)
+            p["transcript"], p["asr_at"] = (r.value, r.error), time.perf_counter()
+            if self.key:
+                self.key.transcript_in(r.job.id)
             self.try_turn()
         elif r.stage is Stage.CONTROLLER:
             self.on_spoken(r)
@@ -296,15 +307,25 @@ class Conductor:
         res: GateResult = r.value if r.error is None else GateResult(
             "reject", None, f"speaker check failed: {r.error}", "Sorry, I can't unlock: something went wrong "
             "while checking who you are.")
+        if self.key and self.key.after_gate(u, res):
+            return
+        p = self.pending.get(u.id)
+        if p is None:
+            return  # its turn was dropped (e.g. it overlapped our playback): no decision on it
         accepted = self.s.verified(u.end, res.as_event())
-        p = self.pending.setdefault(u.id, {"heard_at": time.perf_counter()})
         p["verify"] = "accept" if accepted else "reject"
         if accepted:
             self.prefs = Preferences.of(res.user or "", res.prefs)
             self.greeting = self.prefs.greeting()
         else:
-            self.say("refusal", res.spoken, p["heard_at"])
+            p["refusal"] = res.spoken
+            self._refuse(p)
         self.try_turn()
+
+    def _refuse(self, p: dict[str, Any]) -> None:
+        """Say a refusal once its turn has ended (a check started at a pause may finish first)."""
+        if p.get("final") is not False and "refusal" in p:
+            self.say(ReplyKind.REFUSAL, p.pop("refusal"), p["heard_at"])
 
     def on_voice(self, r: StageResult) -> None:
         """A later turn's voice check: another voice is ignored (the session stays unlocked)."""
@@ -327,7 +348,7 @@ class Conductor:
         while self.pending:
             first = min(self.pending)  # an earlier utterance still being checked holds the later ones back
             p = self.pending[first]
-            if "verify" not in p or "transcript" not in p:
+            if "verify" not in p or "transcript" not in p or p.get("final") is False:
                 return
             del self.pending[first]
             self._turn(p)
@@ -339,31 +360,33 @@ class Conductor:
         t = self.now
         if error or not text:
             self.s.event(t, "error", stage="asr", message=error or "empty transcript")
-            self.say("notice", SPOKEN_ERRORS[ErrorCode.NO_SPEECH], p["heard_at"])
+            self.say(ReplyKind.NOTICE, SPOKEN_ERRORS[ErrorCode.NO_SPEECH], p["heard_at"])
             return
-        self.s.event(t, "transcript", text=text)
+        now = time.perf_counter()  # the turn starts: transcript in and (first turn) the voice accepted
+        self.s.event(t, "transcript", text=text, asr_wait_s=round(p.get("asr_at", now) - p["heard_at"], 3),
+                     turn_wait_s=round(now - p["heard_at"], 3))
         if self.s.is_goodbye(text):
             self.goodbye = True
-            self.say("goodbye", GOODBYE, p["heard_at"])
+            self.say(ReplyKind.GOODBYE, GOODBYE, p["heard_at"])
             return
-        self.say("reply", text, p["heard_at"], self.emotion_of(text) if self.emotion_of else None)
+        self.say(ReplyKind.REPLY, text, p["heard_at"], self.emotion_of(text) if self.emotion_of else None)
 
-    def say(self, kind: str, text: str, heard_at: float, emotion: str | None = None) -> None:
+    def say(self, kind: ReplyKind, text: str, heard_at: float, emotion: str | None = None) -> None:
         """Queue a spoken job; while unlocked it carries the user's prefs (and the greeting, once)."""
         prefs = self.prefs if self.s.active else None
         greeting = None
-        if prefs is not None and kind != "goodbye":
+        if prefs is not None and kind is not ReplyKind.GOODBYE:
             greeting, self.greeting = self.greeting, None
         self.busy.add()
-        self.speak_q.put(SpeakJob(kind, text, heard_at, emotion, prefs, greeting))
+        self.speak_q.put(ReplyJob(kind, text, heard_at, emotion, prefs, greeting))
 
     def on_spoken(self, r: StageResult) -> None:
         t = self.now
         if r.error is not None:
             self.s.event(t, "error", stage="controller", message=r.error)
             return
-        sp: Spoken = r.value
-        fields: dict[str, Any] = {"text": sp.text, "audio": sp.audio}
+        sp: Reply = r.value.reply
+        fields: dict[str, Any] = {"text": sp.text, "audio": r.value.audio}
         if sp.first_audio_s is not None:
             fields["first_audio_s"] = round(sp.first_audio_s, 3)
         if sp.greeting:
@@ -373,8 +396,12 @@ class Conductor:
                 self.s.event(t, "tool_call", **call.as_dict())
             fields.update(emotion=sp.result.emotion, interrupted=sp.result.interrupted, error=sp.result.error,
                           timings={k: round(v, 3) for k, v in sp.result.timings.items()})
-        self.s.event(t, "reply" if sp.kind == "reply" else sp.kind, **fields)
-        if self.goodbye and sp.kind == "goodbye":
+        if sp.tts_error:
+            fields["tts_error"] = sp.tts_error
+        self.s.event(t, sp.kind.value, **fields)
+        if self.key:
+            self.key.spoken(sp.kind, sp.text)
+        if self.goodbye and sp.kind is ReplyKind.GOODBYE:
             self.goodbye = False
             self.s.lock(t, "goodbye")
         self.s.after_reply(t)

@@ -78,6 +78,9 @@ class VADSettings(FrozenModel):
     silero_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     start_ms: int = Field(120, ge=10, le=2000)  # voiced audio needed to start a turn
     end_silence_ms: int = Field(600, ge=100, le=5000)  # trailing silence that ends a turn
+    # a pause this long inside a turn starts ASR (and the first turn's voice check) on what was said so
+    # far; if the turn then ends without more speech, that transcript is used (0: off)
+    pause_ms: int = Field(240, ge=0, le=5000)
     pre_roll_ms: int = Field(300, ge=0, le=2000)  # audio kept before the start
     max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
 
@@ -106,9 +109,6 @@ class IdentitySettings(FrozenModel):
     require_face: bool = True  # the session unlocks only with a face match as well as the voice
     blink_ear_drop: float = Field(0.25, gt=0.0, lt=1.0)  # eye aspect ratio dip vs its median
     motion_threshold: float = Field(0.03, gt=0.0, lt=1.0)  # landmark shape change (Procrustes residual)
-
-
-class FaceIdSettings(FrozenModel):
     # audio key (agent/identity/phrase.py, agent/audio_key.py)
     phrase_tolerance: float = Field(0.25, ge=0.0, lt=1.0)  # word errors allowed per expected word (floor)
     challenge: Literal["off", "on_doubt", "always"] = "off"  # say a random phrase back before unlocking
@@ -124,6 +124,9 @@ class FaceIdSettings(FrozenModel):
         if not -1.0 <= self.grey_zone[0] <= self.grey_zone[1] <= 1.0:
             raise ValueError(f"grey_zone must be [low, high] with -1 <= low <= high <= 1, got {list(self.grey_zone)}")
         return self
+
+
+class FaceIdSettings(FrozenModel):
     """Who is in view: enrolled faces named in every frame (agent/identity/face_classifier.py, face_sync.py)."""
 
     classifier: Literal["svm", "knn"] = "svm"  # SVC(class_weight=balanced) or distance-weighted kNN

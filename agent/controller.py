@@ -9,10 +9,12 @@ placed just before the user's words.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Iterable
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -21,6 +23,7 @@ from langchain_core.tools import BaseTool
 
 from agent.config import ControllerSettings
 from agent.errors import ErrorCode, LLMError, MMChatError
+from agent.llm_state import PassCounter
 from agent.prompts import PromptBook, Style
 from agent.router import IntentScorer, RouterPolicy, arbitrate, direct_call
 from agent.sentences import SentenceSplitter
@@ -105,19 +108,47 @@ class Controller:
         """Fixed tool prefix + history + the user's words (no style: it derails routing)."""
         return [*self._prefix, *self._history(), HumanMessage(text)]
 
-    def _reply_messages(self, text: str, style: Style) -> list[BaseMessage]:
-        """Persona + emotion style as the system prompt, for styled answers."""
-        return [SystemMessage(self.prompts.reply_prompt(style)), *self._history(), HumanMessage(text)]
+    def _reply_messages(self, text: str, style: Style,
+                        extra: tuple[BaseMessage, ...] = ()) -> list[BaseMessage]:
+        """The answering context: persona + style as the system prompt, the history, the user's words.
 
-    def warm_up(self) -> None:
-        """Evaluate the fixed prefix once so the first real turn starts warm."""
-        try:
-            self.route("Hello there.")
-            neutral = self.prompts.style("neutral")
-            self._pass(self._reply_messages("Hello there.", neutral), Stopwatch(), "", None, 1,
-                       route_only=True, llm=self.reply_llm)
-        except MMChatError:
-            pass
+        The persona opens every style's prompt, so its KV cache is shared (and saved at warm-up);
+        consecutive turns in one style reuse the history too. Style text in the tool prompt would
+        derail small models' tool calls, hence this second context.
+        """
+        return [SystemMessage(self.prompts.reply_prompt(style)), *self._history(), HumanMessage(text), *extra]
+
+    def _answer(self, text: str, style: Style, sw: Stopwatch, prefix: str, sink: SentenceSink | None,
+                cancel: threading.Event | None, extra: tuple[BaseMessage, ...] = ()) -> _Pass:
+        """A spoken answer in ``style`` from the answering context (``extra``: a tool call and its result)."""
+        return self._pass(self._reply_messages(text, style, extra), sw, prefix, sink, style.max_sentences,
+                          cancel=cancel, llm=self.reply_llm)
+
+    def warm_up(self, state_dir: Path | None = None) -> dict[str, str]:
+        """Evaluate the fixed prompts once so the first real turn starts warm.
+
+        With ``state_dir`` (embedded backend) the warmed KV cache is saved there and later starts
+        load it instead of evaluating the prompt again (agent.llm_state).
+        """
+        from agent.llm_state import warm
+
+        def route() -> None:
+            with contextlib.suppress(MMChatError):
+                self.route("Hello there.")
+
+        done = {"route": warm(self.llm, self._prompt_key(self._route_messages("")), route, state_dir)}
+        msgs = self._reply_messages("Hello there.", self.prompts.style("neutral"))
+
+        def reply() -> None:  # the persona prompt every styled answer starts with
+            with contextlib.suppress(MMChatError):
+                self._pass(msgs, Stopwatch(), "", None, 1, route_only=True, llm=self.reply_llm)
+
+        done["reply"] = warm(self.reply_llm, self._prompt_key(msgs), reply, state_dir)
+        return done
+
+    @staticmethod
+    def _prompt_key(msgs: list[BaseMessage]) -> str:
+        return json.dumps([[m.type, m.content] for m in msgs], ensure_ascii=False)
 
     # -- LLM pass -----------------------------------------------------------------
     def _stream(self, msgs: list[BaseMessage], llm: Runnable) -> Iterable[str]:
@@ -152,6 +183,7 @@ class Controller:
                     sink(s)
             return len(p.spoken) - splitter.early < max_sentences
 
+        counter = PassCounter(llm or self.llm)
         for delta in self._stream(msgs, llm or self.llm):
             sw.mark(f"{prefix}first_token_s")
             p.raw += delta
@@ -176,6 +208,8 @@ class Controller:
                 break
         if p.kind == "text" and not route_only:
             speak(splitter.flush())
+        for k, v in counter.read().items():
+            sw.timings[f"{prefix}{k}"] = sw.timings.get(f"{prefix}{k}", 0.0) + v
         return p
 
     # -- public API ------------------------------------------------------------------
@@ -255,8 +289,7 @@ class Controller:
         if route_only or (first.kind == "text" and plain):
             return None, first
         with sw.stage("llm_s"):  # vetoed call, or a styled answer
-            return None, self._pass(self._reply_messages(text, style), sw, "llm_", sink,
-                                    style.max_sentences, cancel=cancel, llm=self.reply_llm)
+            return None, self._answer(text, style, sw, "llm_", sink, cancel)
 
     # -- helpers -------------------------------------------------------------------
     def _check(self, text: str) -> str:
@@ -295,14 +328,15 @@ class Controller:
         # The summary sentence carries the facts; the structured data (boxes,
         # scores) would cost hundreds of prompt tokens on a small CPU model.
         result_text = self.prompts.tool_result.format(name=call.name, result=summary)
-        # Neutral: continue in the routing context, whose KV cache already holds
-        # the prompt and the call (only the result is new). Styled: the reply
-        # context, with the style as its system prompt.
-        neutral = style.family == "neutral" and self.route_answers
-        base = self._route_messages(text) if neutral else self._reply_messages(text, style)
+        # Continue in the routing context, whose KV cache already holds the prompt and the call:
+        # only the result (and for a non-neutral style, its short note) is new.
+        extra = (AIMessage(memory), HumanMessage(result_text))
         with sw.stage("reply_s"):
-            second = self._pass(base + [AIMessage(memory), HumanMessage(result_text)], sw, "reply_", sink,
-                                style.max_sentences, cancel=cancel, llm=self.llm if neutral else self.reply_llm)
+            if style.family == "neutral" and self.route_answers:
+                second = self._pass([*self._route_messages(text), *extra], sw, "reply_", sink, style.max_sentences,
+                                    cancel=cancel, llm=self.llm)
+            else:
+                second = self._answer(text, style, sw, "reply_", sink, cancel, extra)
         if second.kind != "text" or not second.spoken:
             return self._say([summary], sink), memory
         return second.spoken, memory

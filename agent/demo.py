@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from agent.audio.sources import frames_of
+from agent.audio.sources import frames_of, paced
 from agent.audio.wake_eval import level, trim
 from agent.audio_io import SAMPLE_RATE, load_audio, resample
 from agent.config import Settings
@@ -39,8 +39,10 @@ class ScriptedSource:
     """A conversation as an AudioSource: audio parts, and Wait steps that listen for the assistant."""
 
     def __init__(self, parts: list[np.ndarray | Wait | Callable[[], np.ndarray]], frame_ms: int = 30,
-                 sample_rate: int = SAMPLE_RATE, settle_s: float = 1.5) -> None:
+                 sample_rate: int = SAMPLE_RATE, settle_s: float = 1.5, realtime: bool = False) -> None:
+        """``realtime``: frames come at their wall-clock pace, like a microphone (else as fast as read)."""
         self.parts, self.sample_rate, self.settle_s = parts, sample_rate, settle_s  # settle: VAD end + queues
+        self.realtime = realtime
         self.frame_samples = sample_rate * frame_ms // 1000
         self.quiet = lambda: True
 
@@ -49,6 +51,10 @@ class ScriptedSource:
         self.quiet = lambda: not runner.busy and not runner.playback.ahead()
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        frames = self._frames()
+        return paced(frames, self.frame_samples / self.sample_rate) if self.realtime else frames
+
+    def _frames(self) -> Iterator[np.ndarray]:
         silence = np.zeros(self.frame_samples, np.int16)
         for part in self.parts:
             if isinstance(part, Wait):
@@ -80,7 +86,7 @@ def demo_script(tts: Any, speech_dir: Path) -> list[np.ndarray | Wait]:
             wake, silence(0.8), impostor, Wait(1.0)]
 
 
-def ensure_demo_profile(settings: Settings, run: Path) -> Settings:
+def ensure_demo_profile(settings: Settings, run: Path, say: Callable[[str], object] = print) -> Settings:
     """Use the configured profiles if they hold the demo user, else enrol it under runs/<time>/profiles."""
     from agent.identity.profiles import ProfileStore
     from agent.identity.verify import IdentityChecker
@@ -96,8 +102,8 @@ def ensure_demo_profile(settings: Settings, run: Path) -> Settings:
     faces = sorted((data / "faces" / "enroll" / "obama").iterdir())
     voices = [data / "speech" / f"spk1_snt{i}.wav" for i in (1, 2, 3)]
     profile = IdentityChecker(settings).enroll(DEMO_USER, voices, faces)
-    print(f"enrolled '{DEMO_USER}' in {run / 'profiles'}: voice spk1_snt1-3, face obama "
-          f"({profile.as_json()['voice_samples']} voice, {profile.as_json()['face_samples']} face samples)")
+    say(f"enrolled '{DEMO_USER}' in {run / 'profiles'}: voice spk1_snt1-3, face obama "
+        f"({profile.as_json()['voice_samples']} voice, {profile.as_json()['face_samples']} face samples)")
     return settings
 
 
@@ -136,7 +142,7 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
               "session.allow_still_face is switched on for this demo only")
     t0 = time.perf_counter()
     assistant = Assistant(settings)
-    _ = assistant.asr, assistant.tts, assistant.controller  # load and warm up before the stream starts
+    loaded = assistant.preload()  # ASR, TTS and the LLM load in parallel while the stages are built
     audio = None
     if not live:
         speech_dir = settings.testdata_dir / "speech"
@@ -145,6 +151,7 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
         audio = ScriptedSource(demo_script(assistant.tts, speech_dir), settings.vad.frame_ms,
                                settle_s=settings.vad.end_silence_ms / 1000 + 0.9)
     parts = build_parts(settings, audio=audio, video=video, live=live, assistant=assistant)
+    loaded()
     print(f"models loaded in {time.perf_counter() - t0:.1f} s; face source: {type(parts.gate.feed).__name__}")
     print(f"script: '{WAKE_TEXT}' (Piper) + spk1_snt4 (enrolled user) | '{TOOL_QUESTION}' (Piper) | "
           f"'{WAKE_TEXT}' + spk2_snt2 (impostor)" if not live else "say 'hey jarvis' ...")

@@ -34,6 +34,7 @@ from agent.audio.vad import DualVAD, FrameClassifier, TurnDetector
 from agent.audio.wakeword import WakeDetector, WakeWordDetector
 from agent.config import Settings
 from agent.playback import AudioOut, Playback, SpeakerOut, StreamClock
+from agent.reply import Responder  # noqa: F401  (the controller stage's part)
 
 log = logging.getLogger(__name__)
 END = object()  # end of the audio stream
@@ -68,6 +69,11 @@ class Utterance:
     end: float  # end of speech
     audio: np.ndarray = field(repr=False)
     id: int = 0
+
+
+@dataclass(frozen=True)
+class Pause(Utterance):
+    """A pause inside the turn ``id``: the audio so far (``end``: its end of speech)."""
 
 
 @dataclass(frozen=True)
@@ -117,17 +123,6 @@ class StageResult:
 
 
 # -- swappable parts -----------------------------------------------------------------------
-class Responder(Protocol):
-    """The controller: one utterance in, a TurnResult out, sentences streamed to ``on_sentence``."""
-
-    def respond(self, text: str, emotion: str | None = None, on_sentence: Callable[[str], None] | None = None,
-                cancel: threading.Event | None = None, max_sentences: int | None = None) -> Any: ...
-
-    def style_cap(self, emotion: str | None = None) -> int:
-        """The default sentence cap for ``emotion`` (a user's reply length adds to it)."""
-        ...
-
-
 class SpeakerCheck(Protocol):
     """The identity gate (agent.gate.IdentityGate): command audio + face at stream time ``t``."""
 
@@ -293,6 +288,8 @@ def _vad_loop(inp: queue.Queue, out: queue.Queue, front: FrontEnd, stats: Stats,
         out.put(frame)
         if event is not None and event.type == "speech_start":
             out.put(SpeechStarted(event.time_s))
+        elif event is not None and event.type == "speech_pause":
+            out.put(Pause(event.start_s, event.time_s, event.audio, ids + 1))
         elif event is not None:
             ids += 1
             out.put(Utterance(event.start_s, event.time_s, event.audio, ids))

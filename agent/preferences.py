@@ -34,7 +34,7 @@ class Preferences:
 
     def greeting(self) -> str:
         """The one sentence spoken on unlock."""
-        return f"Hi {self.address_as}, I'm listening."
+        return f"Hi {self.address_as}."  # short: it plays while the answer is thought, never delaying it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -56,7 +56,7 @@ class PromptBook:
         return f"{self.system}\n\n{self.tools_block.replace('{tools}', specs)}"
 
     def reply_prompt(self, style: Style) -> str:
-        """System prompt for answering (no tools): persona plus the emotion style."""
+        """System prompt for answering (no tools): the fixed persona, then the emotion style."""
         return self.reply_system.replace("{style}", style.text)
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from agent.audio.echo import EchoCanceller, RoomEcho
+from agent.audio_key import KeyPolicy, PhraseJob, check_phrase
 from agent.audio.frontend import FrontEnd
 from agent.audio.sources import AudioSource
 from agent.audio.vad import TurnDetector
@@ -29,6 +30,7 @@ from agent.perception_hook import PerceptionHook, seen_emotion
 from agent.pipeline import (Busy, GestureHit, LastVoiced, Responder, SpeakerCheck, Stage, Stats, job_stage, make_out,
                             make_source, make_vad, make_wake, source_stage, start, vad_stage, wake_stage)
 from agent.playback import AudioOut, Playback, StreamClock
+from agent.reply import ReplyPath
 from agent.session import Emit, Session
 from agent.tts import TTS
 from tools import ToolContext
@@ -127,6 +129,8 @@ def _check(gate: SpeakerCheck) -> Callable[[Any], Any]:
             return gate.face_present(job.t)
         if isinstance(job, VoiceJob):
             return gate.same_voice(job.utt.audio, job.user)
+        if isinstance(job, PhraseJob):  # the audio key (agent.key_steps): only with the real gate
+            return check_phrase(gate.checker, job, gate.cfg)  # type: ignore[attr-defined]
         return gate.check(job.utt.audio, job.utt.end)
     return run
 
@@ -135,8 +139,9 @@ class SessionRunner:
     """Wires the stage threads and runs until the stream ends (or ``stop``)."""
 
     def __init__(self, settings: Settings, parts: Parts, run_dir: Path | None = None, emit: Emit | None = None,
-                 queue_size: int = 4) -> None:
-        self.settings, self.parts, self.run_dir = settings, parts, run_dir
+                 queue_size: int = 4, emotion: str | None = None) -> None:
+        """``emotion``: style every reply as if the camera saw it (benchmarks); None: the camera's."""
+        self.settings, self.parts, self.run_dir, self.emotion = settings, parts, run_dir, emotion
         cfg = settings.session
         self.stop = threading.Event()
         self.stats = Stats()
@@ -147,7 +152,9 @@ class SessionRunner:
         self.q = {name: queue.Queue(maxsize=queue_size) for name in ("vad", "wake")}
         self.q.update({name: queue.Queue() for name in ("hub", "gate", "asr", "speak")})
         self.front = FrontEnd.from_settings(settings, parts.turns, parts.voiced, parts.source.sample_rate, parts.aec)
-        self.responses = Responses(parts.controller, parts.tts, self.playback, parts.out, run_dir, self.stats)
+        self.hold = threading.Event()  # a reply is running: the camera stage slows down
+        self.responses = Responses(ReplyPath(parts.controller, parts.tts), self.playback, parts.out, run_dir,
+                                   self.stats, self.hold)
         if hasattr(parts.source, "attach"):  # scripted sources listen for the assistant
             parts.source.attach(self)
 
@@ -160,7 +167,8 @@ class SessionRunner:
         conductor = Conductor(self.session, q["hub"], self.playback, self.busy, q["gate"], q["asr"], q["speak"],
                               self.responses, p.face_checks, cfg.wake_lookback_s, cfg.min_command_s,
                               cfg.face_check_s, self.stop, emotion_of=partial(seen_emotion, p.tool_context, affect=self.affect()),
-                              reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None)
+                              reverify_min_s=cfg.reverify_min_s if cfg.reverify_voice else None,
+                              key=KeyPolicy.from_settings(self.settings))
         room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
         sync = getattr(getattr(p.gate, "feed", None), "sync", None)
         if sync is not None:  # a live camera: stream time 0 is now on its clock
@@ -220,3 +228,5 @@ class SessionRunner:
             hook.gestures.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"],
                                                                          e["previous"])))
         hook.__enter__()
+        if hook.stage is not None:
+            hook.stage.hold = self.hold

@@ -137,7 +137,9 @@ class Service:
     # -- the endpoints' work ---------------------------------------------------------------------
     def ask(self, text: str, emotion: str | None, image: bytes | None) -> dict[str, Any]:
         with self._locked(), self._seeing(image) as seen:
-            return self.assistant.controller.respond(text, emotion or seen).as_json()
+            reply = self.assistant.answer(text, emotion or seen)
+            assert reply.result is not None
+            return reply.result.as_json()
 
     def transcribe(self, audio: bytes) -> dict[str, Any]:
         with self._locked():

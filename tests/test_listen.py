@@ -132,8 +132,8 @@ def test_noise_after_speech_ends_the_turn(settings, speech_dir):
     noise = load_audio(NOISE)
     audio = np.concatenate([silence(0.5), speech, np.tile(noise, 3)])
     events = list(TurnDetector(settings.vad).events(FileSource(audio)))
-    assert [e.type for e in events] == ["speech_start", "speech_end"]
-    assert events[1].time_s <= 0.5 + len(speech) / SR + 0.3
+    assert [e.type for e in events if e.type != "speech_pause"] == ["speech_start", "speech_end"]
+    assert next(e for e in events if e.type == "speech_end").time_s <= 0.5 + len(speech) / SR + 0.3
 
 
 def test_composed_recording_one_wake_and_question_kept(settings, detector, composed):

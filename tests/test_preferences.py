@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from agent.conductor import Conductor, Responses, SpeakJob, VerifyJob
+from agent.conductor import Conductor, Responses, VerifyJob
+from agent.reply import ReplyJob, ReplyKind, ReplyPath
 from agent.config import ControllerSettings, load_settings
 from agent.controller import Controller, TurnResult
 from agent.gate import GateResult
@@ -122,12 +123,13 @@ def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]
     playback = Playback(clock)
     playback.closed.set()  # no source moves the clock: playback returns at once
     tts, ctl = FakeTTS(), FakeController()
-    responses = Responses(ctl, tts, playback, None, None, Stats())
+    responses = Responses(ReplyPath(ctl, tts), playback, None, None, Stats())
     session = Session(load_settings(None).session)
     c = Conductor(session, queue.Queue(), playback, Busy(clock), queue.Queue(), queue.Queue(), queue.Queue(),
                   responses, False, 0.5, 0.5, 5.0, threading.Event())
     session.wake(0.0, 0.9, "hey jarvis")
     utt = Utterance(0.0, 2.0, np.zeros(32000, np.float32), id=1)
+    c.on_utterance(utt)  # the command's turn ends: its voice check and ASR are queued
     c.on_result(StageResult(Stage.VERIFY, VerifyJob(utt), GateResult("accept", "sam", "voice and face match sam",
                                                                     "", prefs=prefs)))
     c.on_result(StageResult(Stage.ASR, utt, "what time is it"))
@@ -137,19 +139,19 @@ def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]
 def test_unlock_greets_by_address_as_once_and_applies_reply_length(caplog):
     c, responses, tts, ctl = _unlock({"address_as": "Sammy", "voice": "en_US-lessac-medium",
                                       "reply_length": "long"})
-    job: SpeakJob = c.speak_q.get_nowait()
-    assert job.kind == "reply" and job.greeting == "Hi Sammy, I'm listening." and job.prefs.reply_length == "long"
-    with caplog.at_level(logging.WARNING, logger="agent.conductor"):
+    job: ReplyJob = c.speak_q.get_nowait()
+    assert job.kind == "reply" and job.greeting == "Hi Sammy." and job.prefs.reply_length == "long"
+    with caplog.at_level(logging.WARNING, logger="agent.reply"):
         spoken = responses(job)
-    assert tts.said == ["Hi Sammy, I'm listening.", "Sure."]  # greeting first, in the fallback voice
-    assert spoken.text == "Sure." and spoken.greeting == "Hi Sammy, I'm listening."
+    assert tts.said == ["Hi Sammy.", "Sure."]  # greeting first, in the fallback voice
+    assert spoken.reply.text == "Sure." and spoken.reply.greeting == "Hi Sammy."
     assert ctl.caps == [2 + 2]  # long = style cap + 2
     assert "en_US-lessac-medium" in caplog.text and "configured voice" in caplog.text
 
     c.on_result(StageResult(Stage.CONTROLLER, job, spoken))
     reply = next(e for e in c.s.events if e["type"] == "reply")
-    assert reply["greeting"] == "Hi Sammy, I'm listening." and reply["text"] == "Sure."
-    c.say("reply", "and now?", 0.0)  # later turns: no greeting, same preferences
+    assert reply["greeting"] == "Hi Sammy." and reply["text"] == "Sure."
+    c.say(ReplyKind.REPLY, "and now?", 0.0)  # later turns: no greeting, same preferences
     later = c.speak_q.get_nowait()
     assert later.greeting is None and later.prefs == job.prefs
 
@@ -157,7 +159,7 @@ def test_unlock_greets_by_address_as_once_and_applies_reply_length(caplog):
 def test_defaults_greet_by_user_name_and_keep_the_style_cap():
     c, responses, tts, ctl = _unlock({})
     job = c.speak_q.get_nowait()
-    assert job.prefs == Preferences("sam") and job.greeting == "Hi sam, I'm listening."
+    assert job.prefs == Preferences("sam") and job.greeting == "Hi sam."
     responses(job)
     assert ctl.caps == [None]  # short: respond's own cap
-    assert responses.voice(Preferences("sam", voice="en_US-joe-medium")) is tts  # the configured voice
+    assert responses.replies.voice(Preferences("sam", voice="en_US-joe-medium")) is tts  # the configured voice

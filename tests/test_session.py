@@ -84,14 +84,20 @@ class FakeGate:
 
 
 class FakeASR:
+    """The next text for each new turn; a turn transcribed again (at a pause, then whole) keeps its text."""
+
     def __init__(self, texts: list[str]) -> None:
         self.texts, self.calls = list(texts), 0
+        self.seen: dict[bytes, str] = {}
 
     def transcribe(self, audio):  # noqa: ANN001, ANN201
         from agent.asr import Transcript
 
         self.calls += 1
-        return Transcript(self.texts.pop(0) if self.texts else "hello again", "en", len(audio) / SR)
+        key = np.asarray(audio[: SR // 2], np.float32).tobytes()  # a turn's audio starts the same each time
+        if key not in self.seen:
+            self.seen[key] = self.texts.pop(0) if self.texts else "hello again"
+        return Transcript(self.seen[key], "en", len(audio) / SR)
 
 
 class FakeController:

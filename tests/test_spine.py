@@ -94,8 +94,18 @@ def test_spoken_question_streams_sentences(assistant, testdata):
     transcript, result, sink = assistant.spoken_turn(audio)
     assistant.controller.history.clear()
     assert "joy" in transcript.lower() and result.reply and not result.tool_calls
-    assert result.timings["voice_to_voice_s"] <= result.timings["total_s"]
     assert len(sink.audio) > sink.sample_rate // 2
+
+
+def test_first_audio_starts_while_the_llm_is_still_writing(assistant):
+    """Streaming through the one reply path: the first sentence plays before the model has finished."""
+    from agent.speech_out import BufferSink
+
+    reply = assistant.answer("Tell me two short facts about the Moon.", None, BufferSink())
+    assistant.controller.history.clear()
+    assert reply.result is not None and len(reply.spoken) >= 2, reply
+    assert reply.first_audio_s is not None
+    assert reply.first_audio_s < reply.result.timings["llm_s"], reply.result.timings
 
 
 # -- bad input ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import time
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -70,14 +70,18 @@ class FileSource:
         return -(-len(self.audio) // self.frame_samples)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        period = self.frame_samples / self.sample_rate
-        t0 = time.monotonic()
-        for i, frame in enumerate(frames_of(self.audio, self.frame_samples)):
-            if self.realtime:
-                delay = t0 + (i + 1) * period - time.monotonic()  # a frame exists once it is recorded
-                if delay > 0:
-                    time.sleep(delay)
-            yield frame
+        frames = frames_of(self.audio, self.frame_samples)
+        return paced(frames, self.frame_samples / self.sample_rate) if self.realtime else frames
+
+
+def paced(frames: Iterable[np.ndarray], period_s: float) -> Iterator[np.ndarray]:
+    """Release each frame at its wall-clock time, as a microphone would (a frame exists once recorded)."""
+    t0 = time.monotonic()
+    for i, frame in enumerate(frames):
+        delay = t0 + (i + 1) * period_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
 
 
 def default_input_device() -> int:

@@ -73,8 +73,8 @@ class DualVAD:
 
 @dataclass
 class VADEvent:
-    type: Literal["speech_start", "speech_end"]
-    time_s: float  # speech_start: start of speech; speech_end: end of speech
+    type: Literal["speech_start", "speech_pause", "speech_end"]
+    time_s: float  # speech_start: start of speech; speech_pause / speech_end: end of speech so far
     start_s: float = 0.0  # of the returned audio (includes the pre-roll)
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
 
@@ -84,7 +84,9 @@ class TurnDetector:
 
     Speech starts when ``start_ms`` of the last ``2 * start_ms`` are voiced; it ends
     after ``end_silence_ms`` of unvoiced frames (or at ``max_utterance_s``). The
-    ``speech_end`` event carries the utterance from ``pre_roll_ms`` before the start.
+    ``speech_end`` event carries the utterance from ``pre_roll_ms`` before the start. After
+    ``pause_ms`` of silence inside a turn, ``speech_pause`` carries the audio so far: a turn that ends
+    with no more speech ends at the same ``time_s``, so work started on the pause stands.
     """
 
     def __init__(self, settings: VADSettings, classifier: FrameClassifier | None = None,
@@ -96,6 +98,8 @@ class TurnDetector:
         self._start_frames = max(1, settings.start_ms // settings.frame_ms)
         self._end_frames = max(1, settings.end_silence_ms // settings.frame_ms)
         self._pre_frames = settings.pre_roll_ms // settings.frame_ms
+        pause = settings.pause_ms // settings.frame_ms if settings.pause_ms else 0
+        self._pause_frames = pause if 0 < pause < self._end_frames else 0
         self.reset()
 
     def reset(self, sample_index: int = 0) -> None:
@@ -120,6 +124,8 @@ class TurnDetector:
         too_long = len(self._utterance) * len(frame) >= self.settings.max_utterance_s * self.sample_rate
         if self._silent >= self._end_frames or too_long:
             return self._finish()
+        if self._pause_frames and self._silent == self._pause_frames:
+            return self._utterance_event("speech_pause")
         return None
 
     def _idle(self, frame: np.ndarray, voiced: bool) -> VADEvent | None:
@@ -137,11 +143,14 @@ class TurnDetector:
         return VADEvent("speech_start", self._speech_start / self.sample_rate,
                         self._utt_start / self.sample_rate)
 
-    def _finish(self) -> VADEvent:
+    def _utterance_event(self, kind: Literal["speech_pause", "speech_end"]) -> VADEvent:
         keep = len(self._utterance) - max(0, self._silent - self._pre_frames)  # keep a short tail
         audio = to_float(np.concatenate(self._utterance[:keep]))
         end = self.pos - self._silent * self.frame_samples
-        event = VADEvent("speech_end", end / self.sample_rate, self._utt_start / self.sample_rate, audio)
+        return VADEvent(kind, end / self.sample_rate, self._utt_start / self.sample_rate, audio)
+
+    def _finish(self) -> VADEvent:
+        event = self._utterance_event("speech_end")
         self.reset(self.pos)
         return event
 

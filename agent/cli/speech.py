@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("text")
     p.add_argument("--emotion", default=None, help="user emotion (default: from perception, else neutral)")
     p.add_argument("--unlocked", action="store_true", help="bypass the session gate")
+    p.add_argument("-o", "--output", default=None, help="also speak the reply into this WAV")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="ask a running `main.py serve` (models already warm) instead of loading them here")
     add_arguments(p)
     add_map_arguments(p)
     p.set_defaults(handler=ask)
@@ -57,12 +60,47 @@ def run_dir(settings: Settings) -> Path:
 
 
 def ask(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    if args.server:
+        return _ask_server(args.server, args.text, args.emotion)
     ctx = ToolContext()
     camera = PerceptionHook(settings, ctx, args.image, args.video)  # checks the inputs now
     mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
-    controller = _assistant(settings, ctx).controller  # LLM loads before the camera stage runs
+    assistant = _assistant(settings, ctx)
+    _ = assistant.controller  # LLM loads before the camera stage runs
+    sink = None
+    if args.output:
+        from agent.speech_out import BufferSink
+
+        _, sink = assistant.tts, BufferSink()
     with camera as seen, mapper:
-        return {**controller.respond(args.text, turn_emotion(args.emotion, seen, args.text, ctx)).as_json(), **mapper.report()}
+        reply = assistant.answer(args.text, turn_emotion(args.emotion, seen, args.text, assistant.tool_context), sink)
+    assert reply.result is not None
+    out: dict[str, Any] = {**reply.result.as_json(), **mapper.report()}
+    if sink is not None:
+        out["reply_audio"] = str(sink.save(args.output))
+        if reply.first_audio_s is not None:
+            out["timings"]["tts_first_audio_s"] = round(reply.first_audio_s, 4)
+    return out
+
+
+def _ask_server(url: str, text: str, emotion: str | None) -> dict[str, Any]:
+    """One text turn on a running server: the same JSON, without loading a model in this process."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from agent.errors import BackendUnavailableError, MMChatError
+
+    body = json.dumps({"text": text, "emotion": emotion}).encode()
+    req = urllib.request.Request(url.rstrip("/") + "/api/ask", body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")[:300]
+        raise MMChatError(f"server refused the question ({e.code}): {detail}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise BackendUnavailableError(f"no MMChat server at {url} ({e}); start one with: main.py serve") from None
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

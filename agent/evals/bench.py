@@ -14,6 +14,7 @@ from agent.config import Settings
 log = logging.getLogger(__name__)
 
 GROUPS: dict[str, str] = {
+    "session": "agent.evals.bench_session:bench_session",
     "speech": "agent.evals.bench_speech:bench_speech",
     "echo": "agent.evals.bench_echo:bench_echo",
     "objects": "agent.evals.bench_vision_objects:bench_objects",

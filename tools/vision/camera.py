@@ -303,9 +303,14 @@ def log_frame_error(logger: logging.Logger, stage: str, n: int, e: BaseException
 class CameraStage:
     """Reader + worker threads feeding a ``FrameProcessor`` from a ``FrameSource`` until stopped."""
 
+    HELD_INTERVAL_S = 1.0  # while ``hold`` is set (the assistant thinks or talks): one frame a second
+
     def __init__(self, processor: FrameProcessor, source: FrameSource, max_fps: float | None = None) -> None:
         self.processor, self.source = processor, source
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
+        # Set by the session while a reply is thought and spoken: on two cores every frame analysed
+        # then is CPU taken from the LLM and TTS, so the stage slows down instead.
+        self.hold = threading.Event()
         self.stop_event = threading.Event()
         self.frames_read = self.frames_processed = 0
         self.frame_errors = 0  # frames the processor failed on (skipped; the stage keeps going)
@@ -374,7 +379,8 @@ class CameraStage:
             except Exception as e:  # noqa: BLE001 - one bad frame is skipped, counted in .frame_errors
                 self.frame_errors += 1
                 log_frame_error(log, "camera", self.frame_errors, e)
-            self.stop_event.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
+            interval = self.HELD_INTERVAL_S if self.hold.is_set() else self.min_interval
+            self.stop_event.wait(max(interval - (time.monotonic() - started), 0.0))
 
         try:
             self._slot.serve(self.stop_event, handle)
