@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace, Settings], "dict[str, Any] | None"]
 
 # Modules that contribute subcommands; each has ``register(sub, common)``.
 COMMAND_MODULES = ("agent.cli.speech", "agent.cli.evals", "agent.cli.bench", "agent.cli.listen", "agent.cli.vision", "agent.cli.identity", "agent.cli.session", "agent.cli.mapping",
-                   "agent.cli.serve")
+                   "agent.cli.serve", "agent.cli.soak")
 
 
 class _Parser(argparse.ArgumentParser):

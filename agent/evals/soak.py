@@ -1,0 +1,118 @@
+"""Soak: the hands-free session over looped recorded audio for N minutes of stream time.
+
+One cycle: the wake word (Piper), two commands of the enrolled speaker (testdata spk1), low noise,
+then silence until the idle timeout locks the session. The real stages run (wake word, VAD, the
+voice + face gate with the demo user's photo, ASR, LLM, TTS); the stream runs in file mode (no
+waiting between frames). Every ``sample_s`` the process's RSS and thread count are recorded.
+Pass: every command answered, RSS after warm-up (the end of the first cycle) grows < 5 %, no more
+threads at the end than after warm-up. The camera stage is not part of the loop (a still photo is the
+face feed). Run: ``main.py soak --minutes N --json``.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from agent.audio.sources import frames_of, to_float
+from agent.audio_io import SAMPLE_RATE, load_audio
+from agent.config import Settings
+
+COMMANDS = ("spk1_snt4.wav", "spk1_snt3.wav")
+ENROL = ("spk1_snt1.wav", "spk1_snt2.wav")
+
+
+class LoopSource:
+    """One cycle of audio streamed ``cycles`` times (file mode: no pacing)."""
+
+    realtime = False
+
+    def __init__(self, cycle: np.ndarray, cycles: int, frame_ms: int = 30, sample_rate: int = SAMPLE_RATE) -> None:
+        self.sample_rate = sample_rate
+        self.frame_samples = sample_rate * frame_ms // 1000
+        pad = -len(cycle) % self.frame_samples
+        self.cycle = np.pad(to_float(cycle), (0, pad))
+        self.cycles = cycles
+
+    def __len__(self) -> int:
+        return self.cycles * len(self.cycle) // self.frame_samples
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _ in range(self.cycles):
+            yield from frames_of(self.cycle, self.frame_samples)
+
+
+def proc_stats() -> dict[str, float]:
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "threads": int(fields["Threads"])}
+
+
+def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
+    from agent.audio.wake_eval import level
+    from agent.demo import silence, synth
+
+    speech = settings.testdata_dir / "speech"
+    rng = np.random.default_rng(0)
+    parts = [silence(1.0), synth(tts, "Hey Jarvis."), silence(0.8)]
+    for name in COMMANDS:
+        parts += [level(load_audio(speech / name)), silence(3.0)]
+    parts += [(0.003 * rng.standard_normal(2 * SAMPLE_RATE)).astype(np.float32),
+              silence(settings.session.idle_timeout_s + 3.0)]  # noise, then the idle timeout locks
+    return np.concatenate(parts)
+
+
+def soak(settings: Settings, minutes: float, sample_s: float = 2.0) -> dict[str, Any]:
+    from agent.assistant import Assistant
+    from agent.gate import IdentityGate, ImageFace
+    from agent.identity.verify import IdentityChecker
+    from agent.runner import SessionRunner, build_parts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={
+            "paths": settings.paths.model_copy(update={"profiles": str(Path(tmp) / "profiles"), "runs": tmp}),
+            "session": settings.session.model_copy(update={"allow_still_face": True})})
+        faces = s.testdata_dir / "faces"
+        checker = IdentityChecker(s)
+        checker.enroll("soak", [s.testdata_dir / "speech" / n for n in ENROL],
+                       sorted((faces / "enroll" / "obama").iterdir()))
+        assistant = Assistant(s)
+        cycle = cycle_audio(s, assistant.tts)
+        cycles = max(1, math.ceil(minutes * 60 * SAMPLE_RATE / len(cycle)))
+        gate = IdentityGate(s, ImageFace(faces / "probe" / "obama_small.jpg"), checker)
+        gate.warm_up()
+        parts = build_parts(s, audio=LoopSource(cycle, cycles, s.vad.frame_ms), assistant=assistant, gate=gate)
+        samples: list[dict[str, float]] = []
+        done = threading.Event()
+        t0 = time.monotonic()
+
+        def sample() -> None:
+            while not done.wait(sample_s):
+                samples.append({"t_s": round(time.monotonic() - t0, 1), **proc_stats()})
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        start = proc_stats()
+        sampler.start()
+        events = SessionRunner(s, parts, Path(tmp) / "run").run(max_wall_s=max(600.0, minutes * 60 * 10))
+        done.set()
+        sampler.join()
+        end = proc_stats()
+    wall = time.monotonic() - t0
+    replies = [e for e in events if e["type"] == "reply"]
+    unlocks = sum(e["type"] == "unlock" for e in events)
+    # warm-up: the first cycle's share of the run (models load, caches fill)
+    warm = next((x for x in samples if x["t_s"] >= wall / cycles), samples[0] if samples else start)
+    growth = (end["rss_mb"] - warm["rss_mb"]) / warm["rss_mb"]
+    expected = cycles * len(COMMANDS)
+    return {"minutes_stream": round(cycles * len(cycle) / SAMPLE_RATE / 60, 2), "wall_s": round(wall, 1),
+            "cycles": cycles, "commands": expected, "answered": len(replies), "unlocks": unlocks,
+            "errors": [e for e in events if e["type"] == "error"][:5],
+            "rss_mb": {"start": start["rss_mb"], "after_warm_up": warm["rss_mb"], "end": end["rss_mb"],
+                       "growth_after_warm_up": round(growth, 4)},
+            "threads": {"start": start["threads"], "after_warm_up": warm["threads"], "end": end["threads"]},
+            "samples": samples,
+            "ok": len(replies) >= expected and growth < 0.05 and end["threads"] <= warm["threads"]}
