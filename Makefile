@@ -12,6 +12,7 @@ run: install
 	$(PY) main.py
 
 test: install
+	$(PY) -m ruff check agent tools tests scripts main.py
 	$(PY) -m pytest
 
 test-slow: install

@@ -32,6 +32,9 @@ class LLMSettings(FrozenModel):
     url: str | None = None  # ollama: http://127.0.0.1:11434  openai: http://host:8000/v1
     api_key: str | None = None
     n_ctx: int = Field(4096, ge=512, le=32768)
+    # prompt tokens per llama.cpp decode; also sizes the logits buffer (n_batch x 152k vocab floats)
+    # and compute buffers of each context: 128 keeps turns as fast and saves ~0.5 GB per context
+    n_batch: int = Field(128, ge=8, le=4096)
     n_threads: int = Field(2, ge=1, le=64)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(160, ge=16, le=2048)

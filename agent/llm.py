@@ -11,6 +11,7 @@ import functools
 import io
 import os
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlparse
 from urllib.request import urlopen
@@ -20,6 +21,7 @@ from langchain_core.runnables import Runnable
 
 from agent.config import LLMSettings
 from agent.errors import BackendUnavailableError, ConfigError
+from agent.llm_state import ContextRoles, RoleView
 from agent.models import LLM_FILES, model_path
 
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
@@ -37,30 +39,44 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runnable:
-    """One llama.cpp context per role, loaded once per process.
-
-    ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves
-    the short styled prompts, so neither evicts the other's cached prefix. The
-    GGUF is memory-mapped, so both contexts share one copy of the weights.
-    """
+def _embedded_chat(s: LLMSettings, models_dir: Path) -> Any:
+    """One llama.cpp model + context per model settings, loaded once per process."""
     from langchain_community.chat_models import ChatLlamaCpp
 
     path = model_path(models_dir, LLM_FILES, s.model, "LLM")
     # llama.cpp prints its load log on stderr at the C level; keep the CLI clean.
     with _quiet_stderr():
-        chat = ChatLlamaCpp(
-            model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=512,
+        return ChatLlamaCpp(
+            model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch,
             temperature=s.temperature, max_tokens=s.max_tokens, repeat_penalty=1.0,
             top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False, use_mmap=True,
         )
+
+
+_ROLES: dict[int, ContextRoles] = {}  # id(llama) -> the roles sharing that context
+
+
+def _roles(chat: Any) -> ContextRoles:
+    return _ROLES.setdefault(id(chat.client), ContextRoles(chat.client))
+
+
+@functools.lru_cache(maxsize=8)
+def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runnable:
+    """The in-process model for one role; roles of the same model share one llama.cpp context.
+
+    ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves the styled
+    prompts. Each role's cache is swapped in when it is used (agent.llm_state.ContextRoles), so
+    neither evicts the other's prefix and the weights are mapped once.
+    """
+    chat = _embedded_chat(s, models_dir)
+    inner: Runnable = chat
     if s.tool_bias and role == "route":
         # Nudge the first-token choice between speaking and a JSON tool call:
         # a logit bias on the token that opens '{"name": ...}'.
         opener = chat.client.tokenize(b'{"', add_bos=False, special=False)
         if len(opener) == 1:
-            return chat.bind(logit_bias={opener[0]: s.tool_bias})
-    return chat
+            inner = chat.bind(logit_bias={opener[0]: s.tool_bias})
+    return RoleView(inner, _roles(chat), role)  # type: ignore[return-value]
 
 
 def make_ollama(s: LLMSettings) -> BaseChatModel:

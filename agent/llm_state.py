@@ -13,9 +13,10 @@ import ctypes
 import hashlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -42,50 +43,105 @@ def state_key(llama: Any, prompt_text: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def save_state(llama: Any, path: Path) -> int:
-    """Write the context's KV cache and its token ids (atomically); returns bytes written."""
+def snapshot(llama: Any) -> tuple[np.ndarray, bytes]:
+    """The context's token ids and its serialised KV cache (only the cells in use)."""
     import llama_cpp
 
     size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
     buf = (ctypes.c_uint8 * int(size))()
     n = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buf, size))
-    ids = np.asarray(llama.input_ids[: llama.n_tokens], np.int32)
+    return np.array(llama.input_ids[: llama.n_tokens], np.int32), bytes(memoryview(buf)[:n])
+
+
+def restore(llama: Any, ids: np.ndarray, data: bytes) -> bool:
+    """Put a snapshot back; False (context reset) when it does not fit this context."""
+    import llama_cpp
+
+    if len(ids) > llama.n_ctx():
+        return False
+    buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    if int(llama_cpp.llama_state_set_data(llama._ctx.ctx, buf, len(data))) != len(data):
+        llama.reset()
+        return False
+    llama.input_ids[: len(ids)] = ids
+    llama.n_tokens = len(ids)
+    llama._requires_eval = True  # the first decode after a restore refreshes the logits
+    return True
+
+
+def save_state(llama: Any, path: Path) -> int:
+    """Write the context's KV cache and its token ids (atomically); returns bytes written."""
+    ids, data = snapshot(llama)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(MAGIC)
-        f.write(np.array([len(ids), n], np.int64).tobytes())
+        f.write(np.array([len(ids), len(data)], np.int64).tobytes())
         f.write(ids.tobytes())
-        f.write(memoryview(buf)[:n])
+        f.write(data)
     os.replace(tmp, path)
-    return n
+    return len(data)
 
 
 def load_state(llama: Any, path: Path) -> bool:
     """Restore a saved KV cache into ``llama``; False (and the file removed) when it does not fit."""
-    import llama_cpp
-
     data = path.read_bytes()
-    if not data.startswith(MAGIC):
+    ok = data.startswith(MAGIC)
+    if ok:
+        off = len(MAGIC)
+        n_ids, n = (int(v) for v in np.frombuffer(data, np.int64, 2, off))
+        off += 16
+        ids = np.frombuffer(data, np.int32, n_ids, off)
+        off += 4 * n_ids
+        ok = len(data) - off == n and restore(llama, ids, data[off:])
+    if not ok:
         path.unlink(missing_ok=True)
-        return False
-    off = len(MAGIC)
-    n_ids, n = (int(v) for v in np.frombuffer(data, np.int64, 2, off))
-    off += 16
-    ids = np.frombuffer(data, np.int32, n_ids, off)
-    off += 4 * n_ids
-    if n_ids > llama.n_ctx() or len(data) - off != n:
-        path.unlink(missing_ok=True)
-        return False
-    buf = (ctypes.c_uint8 * n).from_buffer_copy(data, off)
-    if int(llama_cpp.llama_state_set_data(llama._ctx.ctx, buf, n)) != n:
-        path.unlink(missing_ok=True)
-        llama.reset()
-        return False
-    llama.input_ids[:n_ids] = ids
-    llama.n_tokens = n_ids
-    llama._requires_eval = True  # the first decode after a restore refreshes the logits
-    return True
+    return ok
+
+
+class ContextRoles:
+    """Two roles (tool routing, styled answers) taking turns on one llama.cpp context.
+
+    A second context would map the whole model again (~1.9 GB of RSS for the 1.5B); instead the
+    inactive role's KV cache is kept as a snapshot (tens of MB) and swapped back in when it is used
+    (a memory copy, milliseconds), so each role still finds its own prompt prefix cached.
+    """
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.active: str | None = None
+        self.saved: dict[str, tuple[np.ndarray, bytes]] = {}
+        self.lock = threading.Lock()
+
+    def switch(self, role: str) -> None:
+        with self.lock:
+            if self.active == role:
+                return
+            if self.active is not None:
+                self.saved[self.active] = snapshot(self.llama)
+            state = self.saved.pop(role, None)
+            if state is None or not restore(self.llama, *state):
+                self.llama.reset()
+            self.active = role
+
+
+class RoleView:
+    """One role's view of a shared context: its own KV cache is swapped in before every call."""
+
+    def __init__(self, inner: Any, roles: ContextRoles, role: str) -> None:
+        self.inner, self.roles, self.role = inner, roles, role
+        self.client = roles.llama  # what llama_of finds
+
+    def activate(self) -> None:
+        self.roles.switch(self.role)
+
+    def stream(self, messages: Any, **kwargs: Any) -> Iterator[Any]:
+        self.activate()
+        yield from self.inner.stream(messages, **kwargs)
+
+    def invoke(self, messages: Any, **kwargs: Any) -> Any:
+        self.activate()
+        return self.inner.invoke(messages, **kwargs)
 
 
 def warm(llm: Any, prompt_text: str, run: Callable[[], None], state_dir: Path | None) -> str:
@@ -93,6 +149,9 @@ def warm(llm: Any, prompt_text: str, run: Callable[[], None], state_dir: Path | 
 
     Returns what happened ("loaded", "warmed" or "warmed+saved") for the start-up log.
     """
+    activate = getattr(llm, "activate", None)
+    if activate is not None:  # a shared context: this role's KV cache is the one to warm
+        activate()
     llama = llama_of(llm) if state_dir is not None else None
     if llama is None:
         run()
