@@ -87,6 +87,18 @@ def _stub_broken_torchaudio() -> None:
     log.debug("torchaudio unavailable, using a placeholder module (%s)", reason)
 
 
+def _forget_lazy_modules() -> None:
+    """Take speechbrain's not-yet-imported lazy modules out of ``sys.modules``.
+
+    They import on first attribute access, and some fail to (k2, optional extras): anything that
+    walks ``sys.modules`` (``inspect.getmodule``, hypothesis, pickle) then dies with ImportError.
+    The packages keep their attributes, so speechbrain itself still finds them.
+    """
+    for name, mod in list(sys.modules.items()):
+        if type(mod).__name__ in ("LazyModule", "DeprecatedModuleRedirect") and getattr(mod, "lazy_module", 1) is None:
+            del sys.modules[name]
+
+
 class EcapaVoiceprint:
     """ECAPA-TDNN speaker embeddings (192-d) on CPU with one thread."""
 
@@ -112,18 +124,6 @@ class EcapaVoiceprint:
         self._model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         self._model.eval()
         _forget_lazy_modules()
-
-
-def _forget_lazy_modules() -> None:
-    """Take speechbrain's not-yet-imported lazy modules out of ``sys.modules``.
-
-    They import on first attribute access, and some fail to (k2, optional extras): anything that
-    walks ``sys.modules`` (``inspect.getmodule``, hypothesis, pickle) then dies with ImportError.
-    The packages keep their attributes, so speechbrain itself still finds them.
-    """
-    for name, mod in list(sys.modules.items()):
-        if type(mod).__name__ in ("LazyModule", "DeprecatedModuleRedirect") and getattr(mod, "lazy_module", 1) is None:
-            del sys.modules[name]
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "EcapaVoiceprint":
