@@ -64,6 +64,9 @@ class ControllerSettings(FrozenModel):
     router_swap_margin: float = Field(0.15, ge=0, le=1)
     router_support: float = Field(0.3, ge=0, le=1)
     warm_up: bool = True
+    # the first piece of an answer is spoken at its first comma once it has this many words ("Sure," at 1):
+    # the user hears the answer start a clause sooner; later pieces wait for whole sentences
+    first_clause_words: int = Field(1, ge=1, le=50)
 
 
 class PathSettings(FrozenModel):

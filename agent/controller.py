@@ -171,7 +171,7 @@ class Controller:
               llm: Runnable | None = None) -> _Pass:
         """One streamed generation: speak sentences as they end, or collect a tool call."""
         p = _Pass()
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(first_words=self.settings.first_clause_words)
 
         def speak(sentences: list[str]) -> bool:
             for s in sentences:
