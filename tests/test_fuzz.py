@@ -17,13 +17,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from agent.errors import MMChatError
 from agent.toolcall import ToolCallError, parse_tool_call
 
-@pytest.fixture(autouse=True)
-def _hypothesis_can_scan_modules():
-    from agent.evals.http_fuzz import drop_broken_lazy_modules
-
-    drop_broken_lazy_modules()  # speechbrain's lazy placeholders (if another test loaded it)
-
-
 N = 150  # examples per default test
 SLOW = 20
 QUICK = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])

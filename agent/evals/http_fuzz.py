@@ -52,19 +52,6 @@ class FuzzReport:
                 "unsatisfiable": self.unsatisfiable}
 
 
-def drop_broken_lazy_modules() -> None:
-    """Hypothesis reads ``__file__`` of every module in ``sys.modules``; speechbrain leaves lazy placeholders
-    there for optional integrations (k2, spacy...) that raise ImportError when touched. Drop those."""
-    import types
-
-    for name, module in list(sys.modules.items()):
-        if type(module) is not types.ModuleType:  # lazy/redirecting module objects
-            try:
-                getattr(module, "__file__", None)
-            except Exception:  # noqa: BLE001 - whatever its import raises
-                sys.modules.pop(name, None)
-
-
 def schema_cases(schema: Any, report: FuzzReport, examples: int, modes: tuple[str, ...],
                  base_url: str | None = None, timeout: float = 300.0, skip: tuple[str, ...] = ()) -> None:
     """Every operation of a schemathesis schema, ``examples`` cases per mode."""
@@ -72,7 +59,6 @@ def schema_cases(schema: Any, report: FuzzReport, examples: int, modes: tuple[st
     from hypothesis.errors import Unsatisfiable
     from schemathesis.generation import GenerationMode
 
-    drop_broken_lazy_modules()
     for result in schema.get_all_operations():
         op = result.ok()
         if op.path in skip:
