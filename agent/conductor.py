@@ -231,10 +231,14 @@ class Conductor:
         else:  # work started at a pause: kept if no speech came after it
             self._retranscribe(p, u)
         p["final"], p["heard_at"] = True, time.perf_counter()
-        if self.key:
-            self.key.transcript_in(u.id)
-        self._refuse(p)
-        self.try_turn()
+        self.busy.add()  # preparing the turn (e.g. the words' emotion) is work: stream time must wait for it
+        try:
+            if self.key:
+                self.key.transcript_in(u.id)
+            self._refuse(p)
+            self.try_turn()
+        finally:
+            self.busy.add(-1)
 
     def _retranscribe(self, p: dict[str, Any], u: Utterance) -> None:
         """The user went on after a pause: transcribe the turn so far again (cut as it was admitted)."""

@@ -81,3 +81,19 @@ def test_refusal_waits_for_the_end_of_the_turn():
     c.on_utterance(Utterance(0.0, 2.0, _audio(2.3), 1))
     job = c.speak_q.get_nowait()
     assert job.kind is ReplyKind.REFUSAL and job.text == "Sorry, not you."
+
+
+def test_stream_time_waits_while_the_turn_is_prepared():
+    """A turn ending after its early transcript is prepared with the session busy (regression: the
+    recording ran on while the words' emotion was read, so the next scripted line played over the reply)."""
+    seen = []
+    c = _conductor()
+    c.emotion_of = lambda text: seen.append(bool(c.busy)) or None
+    c.on_pause(Pause(0.0, 2.0, _audio(2.24), 1))
+    (asr_job,) = _drain(c.asr_q)
+    (verify_job,) = _drain(c.gate_q)
+    c.on_result(StageResult(Stage.ASR, asr_job, "what time is it"))
+    c.on_result(StageResult(Stage.VERIFY, verify_job, GateResult("accept", "sam", "ok", "")))
+    c.busy.add(-c.busy.n)  # both results were handed back (the session thread's finally does this)
+    c.on_utterance(Utterance(0.0, 2.0, _audio(2.3), 1))
+    assert seen == [True]
