@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agent.config import load_settings
-from tests.test_session import SPEECH, FakeController, compose, types
+from tests.fakes import SPEECH, FakeController, compose, types
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = (ROOT / "../shared/testdata/faces").resolve()

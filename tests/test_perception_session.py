@@ -19,7 +19,7 @@ from agent.pipeline import Busy, GestureHit
 from agent.playback import Playback, StreamClock
 from agent.prompts import PromptBook
 from agent.session import Session
-from tests.test_session import FakeASR, FakeGate, compose, run_fake, types
+from tests.fakes import FakeASR, FakeGate, compose, run_fake, types
 from tools import ToolContext, build_tools
 from tools.vision import gestures as g
 from tools.vision.gesture_modes import GestureModeSwitch

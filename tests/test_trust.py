@@ -9,7 +9,7 @@ import pytest
 from agent.audio_io import load_audio
 from agent.config import load_settings
 from agent.gate import IdentityGate, ImageFace, NoFace, VideoFace
-from tests.test_session import FakeASR, FakeController, compose, run_fake, types
+from tests.fakes import FakeASR, FakeController, compose, run_fake, types
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()

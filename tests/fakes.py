@@ -1,0 +1,93 @@
+"""Fakes and helpers shared by the session tests: plumbing stand-ins, never the only test of a capability.
+
+``compose`` builds a session recording from real speech; ``run_fake`` runs the real session
+(VAD, wake word, conductor, TTS) with fake stages where a test needs control.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from agent.audio_io import SAMPLE_RATE as SR, load_audio
+from agent.controller import TurnResult
+from agent.demo import silence
+from agent.gate import GateResult
+from agent.pipeline import make_source, make_vad, make_wake
+from agent.runner import Parts, SessionRunner
+from tools import ToolContext
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT / "../shared/testdata").resolve()
+SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
+
+
+def compose(wake: np.ndarray, *rest: np.ndarray | str, gap: float = 0.8) -> np.ndarray:
+    from agent.audio.wake_eval import level
+
+    parts = [silence(1.0), wake, silence(gap)]
+    for r in rest:
+        parts += [level(load_audio(SPEECH / r)) if isinstance(r, str) else r, silence(0.3)]
+    return np.concatenate(parts + [silence(1.0)])
+
+
+# -- fakes for plumbing --------------------------------------------------------------------------
+class FakeGate:
+    def __init__(self, accept: bool = True, face: bool = True) -> None:
+        self.accept, self.face, self.calls = accept, face, 0
+
+    def check(self, audio, t):  # noqa: ANN001, ANN201
+        self.calls += 1
+        if self.accept:
+            return GateResult("accept", "demo", "fake accept", "")
+        return GateResult("reject", None, "fake reject", "Sorry, I can't unlock: fake.")
+
+    def face_present(self, t: float) -> bool:
+        return self.face
+
+
+class FakeASR:
+    """The next text for each new turn; a turn transcribed again (at a pause, then whole) keeps its text."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.calls = list(texts), 0
+        self.seen: dict[bytes, str] = {}
+
+    def transcribe(self, audio):  # noqa: ANN001, ANN201
+        from agent.asr import Transcript
+
+        self.calls += 1
+        key = np.asarray(audio[: SR // 2], np.float32).tobytes()  # a turn's audio starts the same each time
+        if key not in self.seen:
+            self.seen[key] = self.texts.pop(0) if self.texts else "hello again"
+        return Transcript(self.seen[key], "en", len(audio) / SR)
+
+
+class FakeController:
+    """Speaks fixed sentences; optionally switches mode like the set_mode tool would."""
+
+    def __init__(self, sentences: list[str], ctx: ToolContext | None = None, mode: str | None = None) -> None:
+        self.sentences, self.ctx, self.mode, self.calls = sentences, ctx, mode, []
+
+    def respond(self, text, emotion=None, on_sentence=None, cancel=None):  # noqa: ANN001, ANN201
+        self.calls.append(text)
+        if self.mode and self.ctx:
+            self.ctx.set_mode(self.mode)
+        for s in self.sentences:
+            if cancel is not None and cancel.is_set():
+                break
+            on_sentence(s)
+        return TurnResult(text=text, reply=" ".join(self.sentences))
+
+
+def run_fake(settings, tts, audio, asr, controller, gate=None, ctx=None, run_dir=None):  # noqa: ANN001, ANN201
+    turns, voiced = make_vad(settings)
+    parts = Parts(source=make_source(settings, audio), turns=turns, voiced=voiced, wake=make_wake(settings),
+                  gate=gate or FakeGate(), asr=asr, controller=controller, tts=tts, face_checks=False,
+                  tool_context=ctx or ToolContext())
+    runner = SessionRunner(settings, parts, run_dir)
+    return runner.run(max_wall_s=120), runner
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
