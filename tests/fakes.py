@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,10 @@ def run_fake(settings, tts, audio, asr, controller, gate=None, ctx=None, run_dir
 
 def types(events: list[dict]) -> list[str]:
     return [e["type"] for e in events]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -16,12 +15,7 @@ from agent.config import load_settings
 from agent.errors import BackendUnavailableError
 from agent.llm import make_chat_model
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fakes import free_port as _free_port
 
 
 def _settings(**llm):

@@ -121,7 +121,7 @@ def test_llm_server_gone_and_back(settings):
     from agent.assistant import Assistant
     from agent.config import load_settings
     from agent.models import LLM_FILES, model_path
-    from tests.test_backends import _free_port
+    from tests.fakes import free_port as _free_port
 
     gguf = model_path(settings.models_dir, LLM_FILES, "qwen2.5-coder-0.5b", "LLM")
     port = _free_port()
