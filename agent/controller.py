@@ -328,8 +328,8 @@ class Controller:
         # The summary sentence carries the facts; the structured data (boxes,
         # scores) would cost hundreds of prompt tokens on a small CPU model.
         result_text = self.prompts.tool_result.format(name=call.name, result=summary)
-        # Continue in the routing context, whose KV cache already holds the prompt and the call:
-        # only the result (and for a non-neutral style, its short note) is new.
+        # Neutral: continue in the routing context, whose KV cache already holds the prompt and
+        # the call (only the result is new). Styled: the answering context, persona + style.
         extra = (AIMessage(memory), HumanMessage(result_text))
         with sw.stage("reply_s"):
             if style.family == "neutral" and self.route_answers:
