@@ -130,8 +130,10 @@ class ReplyPath:
                 say(result.reply)
         else:
             say(job.text)
-        if worker is None:
-            return self._text_only(job, result, failure)
+        if worker is None:  # text only: what was "said" is what the controller handed out
+            lines = spoken_lines[1:] if job.greeting else spoken_lines
+            text = job.text if result is None else result.reply
+            return Reply(job.kind, text, result, None, job.greeting, lines, failure)
         spoken = worker.finish()
         tts_error = None if worker.error is None else f"speech synthesis failed: {worker.error}"
         if tts_error:
@@ -148,8 +150,3 @@ class ReplyPath:
                 result.reply, result.interrupted = text, True
         return Reply(job.kind, text, result, first, job.greeting if greeted else None, spoken, failure,
                      interrupted, tts_error)
-
-    @staticmethod
-    def _text_only(job: ReplyJob, result: TurnResult | None, failure: MMChatError | None) -> Reply:
-        text = job.text if result is None else result.reply
-        return Reply(job.kind, text, result, None, job.greeting, [text], failure)
