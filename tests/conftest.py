@@ -16,7 +16,7 @@ TESTDATA = (ROOT / "../shared/testdata").resolve()
 
 @pytest.fixture(scope="session")
 def settings():
-    from agent.config import load_settings
+    from agent.common.config import load_settings
 
     return load_settings(ROOT / "config.yaml")
 
@@ -31,7 +31,7 @@ def testdata() -> Path:
 @pytest.fixture(scope="session")
 def assistant(settings):
     """ASR, LLM controller (warmed) and TTS loaded once for the whole run."""
-    from agent.assistant import Assistant
+    from agent.session.assistant import Assistant
 
     a = Assistant(settings)
     _ = a.asr, a.tts, a.controller

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.audio_io import SAMPLE_RATE as SR, load_audio
-from agent.controller import TurnResult
-from agent.demo import silence
-from agent.gate import GateResult
-from agent.pipeline import make_source, make_vad, make_wake
-from agent.runner import Parts, SessionRunner
+from agent.common.audio_io import load_audio
+from agent.identity.gate import GateResult
+from agent.session.runner import Parts, SessionRunner
+from agent.session.scripted import silence
+from agent.session.stages import make_source, make_vad, make_wake
+from agent.think.controller import TurnResult
 from tools import ToolContext
+from tools.common.pcm import SAMPLE_RATE as SR
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
@@ -24,7 +25,7 @@ SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
 
 
 def compose(wake: np.ndarray, *rest: np.ndarray | str, gap: float = 0.8) -> np.ndarray:
-    from agent.audio.wake_eval import level
+    from tools.common.pcm import level
 
     parts = [silence(1.0), wake, silence(gap)]
     for r in rest:
@@ -34,6 +35,8 @@ def compose(wake: np.ndarray, *rest: np.ndarray | str, gap: float = 0.8) -> np.n
 
 # -- fakes for plumbing --------------------------------------------------------------------------
 class FakeGate:
+    feed = None  # no face feed: nothing to sync or close
+
     def __init__(self, accept: bool = True, face: bool = True) -> None:
         self.accept, self.face, self.calls = accept, face, 0
 
@@ -55,7 +58,7 @@ class FakeASR:
         self.seen: dict[bytes, str] = {}
 
     def transcribe(self, audio):  # noqa: ANN001, ANN201
-        from agent.asr import Transcript
+        from agent.listen.asr import Transcript
 
         self.calls += 1
         key = np.asarray(audio[: SR // 2], np.float32).tobytes()  # a turn's audio starts the same each time

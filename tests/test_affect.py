@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.cli import main as cli_main
-from agent.config import AffectSettings, load_settings
+from agent.app.cli import main as cli_main
+from agent.common.config import AffectSettings, load_settings
 from tools.affect.fusion import fuse_emotion, fuse_gender
 from tools.affect.reading import ModalityReading
 
@@ -86,7 +86,7 @@ def voice():
 @needs_data
 def test_voice_gender_of_the_two_shared_speakers(voice):
     """spk1 speaks at ~200 Hz, spk2 at ~115-150 Hz (median F0): female and male voices."""
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
 
     got = {f.stem: voice.read(load_audio(f)) for f in sorted((TD / "speech").glob("spk*_snt*.wav"))}
     right = sum(r.gender == ("female" if k.startswith("spk1") else "male") for k, r in got.items())
@@ -111,7 +111,7 @@ FISH = Path("/usr/share/games/fillets-ng/sound")  # Debian fillets-ng-data-cs/-n
 @pytest.mark.skipif(not any(FISH.glob("*/nl/m-*.ogg")), reason="fillets-ng dubbing not installed")
 def test_voice_gender_on_the_dubbed_fish(voice):
     """Two dubbings, two actors each: small fish (m-*, ~215 Hz median F0) female, big fish (v-*, 105-140 Hz) male."""
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
 
     right = n = 0
     for lang in ("cs", "nl"):
@@ -128,7 +128,7 @@ MUSIC = sorted(Path("/usr/share/games/fillets-ng/music").glob("*.ogg"))  # Debia
 
 @pytest.mark.skipif(not MUSIC, reason="no music recordings on this machine")
 def test_music_gets_no_voice_reading(voice):
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
 
     readings = [voice.read(load_audio(p)[:16000 * 20]) for p in MUSIC[:4]]
     assert all(r.gender is None and r.arousal is None and r.reason for r in readings)
@@ -139,10 +139,11 @@ def test_music_gets_no_voice_reading(voice):
 
 @needs_data
 def test_face_gender_and_age_on_the_shared_photos():
+    import cv2
+
     from tools.affect.face_attributes import AgeGenderModel
     from tools.vision.faces import FaceFinder
     from tools.vision.images import load_image
-    import cv2
 
     model, finder = AgeGenderModel(), FaceFinder(4, 0.5)
     people = {"obama": "male", "biden": "male", "kit_harington": "male", "alex_lacamoire": "male",
@@ -202,7 +203,7 @@ def test_eval_gender_audio_and_text_cli(capsys, tmp_path):
 def client():
     from fastapi.testclient import TestClient
 
-    from agent.server import create_app
+    from agent.app.server import create_app
 
     return TestClient(create_app(SETTINGS, None, hosts=["testserver"]))  # no assistant: these need no LLM
 

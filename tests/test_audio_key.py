@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.audio_io import load_audio
-from agent.audio_key import KeyPolicy, Lockout, load_words, verify_phrase, wait_text
-from agent.config import load_settings
-from agent.errors import ConfigError, MMChatError
+from agent.common.audio_io import load_audio
+from agent.common.config import load_settings
+from agent.common.phrases import wait_text
+from agent.identity.audio_key import KeyPolicy, Lockout, load_words, verify_phrase
 from agent.identity.phrase import PhraseKey, phrase_match, words
+from tools.common.errors import ConfigError, MMChatError
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
@@ -45,14 +46,14 @@ def checker(key_settings):
 
 @pytest.fixture(scope="module")
 def asr(key_settings):
-    from agent.asr import WhisperASR
+    from agent.listen.asr import WhisperASR
 
     return WhisperASR(key_settings.asr, key_settings.models_dir)
 
 
 @pytest.fixture(scope="module")
 def tts(key_settings):
-    from agent.tts import PiperTTS
+    from agent.speak.tts import PiperTTS
 
     return PiperTTS(key_settings.tts, key_settings.models_dir)
 
@@ -62,7 +63,7 @@ def user_tts(key_settings):
     """Piper as a user's voice, without its sampling noise (the same words give the same audio every run)."""
     from piper import SynthesisConfig
 
-    from agent.tts import PiperTTS
+    from agent.speak.tts import PiperTTS
 
     t = PiperTTS(key_settings.tts, key_settings.models_dir)
     t.config = SynthesisConfig(length_scale=1.0, noise_scale=0.0, noise_w_scale=0.0)
@@ -145,8 +146,8 @@ def test_passphrase_on_real_speech(key_settings, checker, asr):
 
 def test_right_words_wrong_speaker_are_refused(key_settings, checker, asr, user_tts, tmp_path):
     """spk2's own sentence as the expected phrase, and Piper reading spk1's passphrase."""
-    from agent.audio_io import write_wav
-    from agent.demo import synth
+    from agent.common.audio_io import write_wav
+    from agent.session.scripted import synth
 
     wav = SPEECH / "spk2_snt2.wav"
     d = verify_phrase(key_settings, checker, checker.verify(voice=wav), wav, "what joy there is in living", asr)
@@ -169,7 +170,7 @@ def test_profile_files_hold_no_passphrase(key_settings):
 
 def test_gate_doubt_asks_instead_of_refusing(key_settings, checker):
     """on_doubt: no face in view, or a voice score in the grey zone, gives 'doubt' (a challenge decides)."""
-    from agent.gate import IdentityGate, ImageFace, NoFace
+    from agent.identity.gate import IdentityGate, ImageFace, NoFace
 
     voice = load_audio(SPEECH / "spk1_snt4.wav")
     doubt = key_settings.model_copy(update={"identity": key_settings.identity.model_copy(
@@ -188,7 +189,7 @@ def test_gate_doubt_asks_instead_of_refusing(key_settings, checker):
 
 
 def test_cli_bad_passphrase_input_is_one_line_and_saves_nothing(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")

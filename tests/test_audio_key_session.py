@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from agent.audio_io import load_audio
+from agent.common.audio_io import load_audio
 from tests.test_audio_key import FACES, SPEECH, TESTDATA, _settings, asr, key_settings, tts, user_tts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata missing")
@@ -18,7 +18,7 @@ class EchoController:
         self.calls: list[str] = []
 
     def respond(self, text, emotion=None, on_sentence=None, cancel=None, max_sentences=None):  # noqa: ANN001, ANN201
-        from agent.controller import TurnResult
+        from agent.think.controller import TurnResult
 
         self.calls.append(text)
         on_sentence("Done.")
@@ -30,10 +30,10 @@ class EchoController:
 
 def run_session(settings, asr, tts, script, face=None):  # noqa: ANN001, ANN201
     """The session over ``script`` (ScriptedSource parts; a callable part gets the events so far)."""
-    from agent.demo import ScriptedSource
-    from agent.gate import IdentityGate, ImageFace
-    from agent.pipeline import make_vad, make_wake
-    from agent.runner import Parts, SessionRunner
+    from agent.identity.gate import IdentityGate, ImageFace
+    from agent.session.runner import Parts, SessionRunner
+    from agent.session.scripted import ScriptedSource
+    from agent.session.stages import make_vad, make_wake
     from tools import ToolContext
 
     gate = IdentityGate(settings, face or ImageFace(FACES / "probe" / "obama_small.jpg"))
@@ -56,14 +56,14 @@ def _with(settings, **identity):  # noqa: ANN001, ANN201
 
 
 def _speech(name: str) -> np.ndarray:
-    from agent.audio.wake_eval import level
+    from tools.common.pcm import level
 
     return level(load_audio(SPEECH / name))
 
 
 @pytest.fixture(scope="module")
 def wake(tts):
-    from agent.demo import synth
+    from agent.session.scripted import synth
 
     return synth(tts, "Hey Jarvis.")
 
@@ -83,8 +83,8 @@ def plain_user(tmp_path_factory):
 def test_replayed_old_command_cannot_answer_the_challenge(plain_user, asr, tts, wake, mode):
     """spk1's live command passes the gate (always), or passes the voice with no face in view (on_doubt); an old
     recording of spk1 is replayed as the answer."""
-    from agent.demo import Wait, silence
-    from agent.gate import NoFace
+    from agent.identity.gate import NoFace
+    from agent.session.scripted import Wait, silence
 
     script = [silence(1.0), wake, silence(0.8), _speech("spk1_snt4.wav"), Wait(0.6), _speech("spk1_snt1.wav"),
               Wait(1.0)]
@@ -104,7 +104,7 @@ def test_replayed_old_command_cannot_answer_the_challenge(plain_user, asr, tts, 
 
 def _answer(tts):  # noqa: ANN001, ANN201
     """The user repeats the challenge they were just told (read from the spoken prompt), in Piper's voice."""
-    from agent.demo import synth
+    from agent.session.scripted import synth
 
     def say(events: list[dict]) -> np.ndarray:
         prompt = [e["text"] for e in events if e["type"] == "notice" and e["text"].startswith("Say: ")][-1]
@@ -116,9 +116,9 @@ def _answer(tts):  # noqa: ANN001, ANN201
 def piper_user(tmp_path_factory, user_tts):
     """A user whose voice is Piper's (enrolled from three Piper takes) and Obama's face: the only voice that can
     both say fresh words on demand here and match its enrolment."""
-    from agent.audio_io import write_wav
-    from agent.demo import synth
+    from agent.common.audio_io import write_wav
     from agent.identity.verify import IdentityChecker
+    from agent.session.scripted import synth
 
     root = tmp_path_factory.mktemp("piper")
     takes = []
@@ -136,9 +136,9 @@ def test_challenge_asked_and_passed_then_the_command_is_answered(piper_user, asr
     generator here so that the run is repeatable (the session itself uses secrets.SystemRandom)."""
     import random
 
-    from agent.demo import Wait, silence, synth
+    from agent.session.scripted import Wait, silence, synth
 
-    monkeypatch.setattr("agent.audio_key.secrets.SystemRandom", lambda: random.Random(16))
+    monkeypatch.setattr("agent.identity.audio_key.secrets.SystemRandom", lambda: random.Random(16))
 
     script = [silence(1.0), wake, silence(0.8), synth(user_tts, "What is the capital of France?"), Wait(0.6),
               _answer(user_tts), Wait(1.5)]
@@ -153,7 +153,7 @@ def test_passphrase_session_reveals_no_secret(key_settings, asr, tts, wake, capl
     """spk1's other sentence is refused, the passphrase (spk1_snt4) unlocks; events and logs never hold it."""
     import logging
 
-    from agent.demo import Wait, silence
+    from agent.session.scripted import Wait, silence
 
     caplog.set_level(logging.DEBUG)
     script = [silence(1.0), wake, silence(0.8), _speech("spk1_snt1.wav"), Wait(2.5),
@@ -174,7 +174,7 @@ def test_passphrase_session_reveals_no_secret(key_settings, asr, tts, wake, capl
 @pytest.mark.slow  # (the rule itself: test_audio_key.py::test_lockout_grows_and_is_said_plainly)
 def test_lockout_after_failures_is_said_plainly(plain_user, asr, tts, wake):
     """Two impostor attempts (max_failures 2) lock the assistant out; the next wake only hears the wait."""
-    from agent.demo import Wait, silence
+    from agent.session.scripted import Wait, silence
 
     s = _with(plain_user, challenge="off", max_failures=2, lockout_s=60.0)
     script = [silence(1.0), wake, silence(0.8), _speech("spk2_snt2.wav"), Wait(2.5),

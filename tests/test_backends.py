@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from agent.config import load_settings
-from agent.errors import BackendUnavailableError
-from agent.llm import make_chat_model
+from agent.common.config import load_settings
+from agent.think.llm import make_chat_model
 from tests.conftest import ROOT
 from tests.fakes import free_port as _free_port
+from tools.common.errors import BackendUnavailableError
 
 
 def _settings(**llm):
@@ -29,7 +29,7 @@ def test_ollama_absent_gives_hint():
 
 
 def test_ollama_cli_error_is_one_line(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"llm:\n  backend: ollama\n  url: http://127.0.0.1:{_free_port()}\n")
@@ -69,9 +69,9 @@ class _OllamaWire(BaseHTTPRequestHandler):
 
 def test_ollama_request_on_the_wire():
     """No Ollama server is installable here: check the request our config produces."""
-    from agent.controller import Controller
-    from agent.config import ControllerSettings
-    from agent.prompts import PromptBook
+    from agent.common.config import ControllerSettings
+    from agent.think.controller import Controller
+    from agent.think.prompts import PromptBook
     from tools import ToolContext, build_tools
 
     server = HTTPServer(("127.0.0.1", 0), _OllamaWire)
@@ -95,7 +95,7 @@ def test_ollama_request_on_the_wire():
 @pytest.fixture(scope="module")
 def openai_server(settings):
     """llama-cpp-python's OpenAI-compatible server on loopback with the cached GGUF."""
-    from agent.models import LLM_FILES, model_path
+    from agent.common.models import LLM_FILES, model_path
 
     gguf = model_path(settings.models_dir, LLM_FILES, settings.llm.model, "LLM")
     port = _free_port()
@@ -121,7 +121,7 @@ def openai_server(settings):
 
 
 def test_openai_backend_against_real_server(openai_server):
-    from agent.assistant import Assistant
+    from agent.session.assistant import Assistant
 
     s = _settings(backend="openai", url=openai_server, model="mmchat")
     ctl = Assistant(s).controller

@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from agent.config import load_settings
+from agent.common.config import load_settings
 from agent.evals.faces_id import augment, labelled_probes, quality
 from agent.identity.face_classifier import CLASSIFIER_FILE, FaceClassifier
 from agent.identity.face_sync import MANIFEST, FaceSync
@@ -102,7 +102,7 @@ def test_session_faces_dir_is_synced_at_start(synced):
 
 
 def test_perceive_names_obama_and_biden_in_two_people(synced, capsys, tmp_path):
-    from agent.cli import main
+    from agent.app.cli import main
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"paths:\n  profiles: {synced[1].root}\n")
@@ -117,11 +117,11 @@ def test_perceive_names_obama_and_biden_in_two_people(synced, capsys, tmp_path):
 def test_hamilton_clip_names_stay_on_tracks(synced):
     """Every 2nd frame of the clip through the camera stage's processor: Lin-Manuel Miranda (on stage) and
     Alex Lacamoire (at the piano, close-up) are named, nobody else enrolled is, and names ride on tracks."""
-    from tools.vision.camera import FrameProcessor
+    from agent.session.perception import build_frame_processor
     from tools.vision.images import read_video
 
     settings = synced[0]
-    processor = FrameProcessor.from_settings(settings, video=True)
+    processor = build_frame_processor(settings, video=True)
     _, frames = read_video(str(PROBE / "short_hamilton_clip.mp4"), None)
     names: dict[int, set] = {}
     for i, (t, frame) in enumerate(frames):
@@ -173,7 +173,7 @@ def test_strangers_come_out_unknown_leave_one_person_out(encoder, enrolled):
 
 
 def test_sync_skips_bad_photos_keeps_voice_and_prefs_and_remove_drops_classifier_data(tmp_path, encoder, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     faces = tmp_path / "faces"
     shutil.copytree(ENROLL / "obama", faces / "obama")
@@ -269,7 +269,7 @@ def test_who_is_here_sentences():
 
 
 def test_router_sends_who_is_in_the_room_to_describe_scene():
-    from agent.router import MiniLMRouter
+    from agent.think.router import MiniLMRouter
 
     router = MiniLMRouter()
     for text in ("Who's in the room?", "Who is here with me right now?", "Do you know the people you can see?"):

@@ -118,9 +118,9 @@ def _llm_server(gguf: Path, port: int) -> subprocess.Popen:
 def test_llm_server_gone_and_back(settings):
     """openai backend: the LLM server dies mid-session (a clear error for that turn, the assistant keeps
     running) and comes back on the same address (the next turn is answered, no restart)."""
-    from agent.assistant import Assistant
-    from agent.config import load_settings
-    from agent.models import LLM_FILES, model_path
+    from agent.common.config import load_settings
+    from agent.common.models import LLM_FILES, model_path
+    from agent.session.assistant import Assistant
     from tests.fakes import free_port as _free_port
 
     gguf = model_path(settings.models_dir, LLM_FILES, "qwen2.5-coder-0.5b", "LLM")

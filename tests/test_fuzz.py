@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agent.errors import MMChatError
-from agent.toolcall import ToolCallError, parse_tool_call
+from agent.think.toolcall import ToolCallError, parse_tool_call
+from tools.common.errors import MMChatError
 
 N = 150  # examples per default test
 SLOW = 20
@@ -94,7 +95,7 @@ def test_a_valid_call_in_chatter_is_found(mode, chatter):
 
 # -- config.yaml -------------------------------------------------------------------------------
 def _sections():
-    from agent.config import Settings
+    from agent.common.config import Settings
 
     return {name: list(f.annotation.model_fields) for name, f in Settings.model_fields.items()
             if hasattr(f.annotation, "model_fields")}
@@ -110,7 +111,7 @@ config_docs = st.dictionaries(
 
 
 def _check_config(tmp: Path, text: str) -> None:
-    from agent.config import ConfigError, Settings, load_settings
+    from agent.common.config import ConfigError, Settings, load_settings
 
     p = tmp / "config.yaml"
     p.write_text(text, encoding="utf-8")
@@ -160,7 +161,7 @@ def mutated_wavs(draw) -> bytes:
 
 
 def _check_audio(tmp: Path, data: bytes) -> None:
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
 
     p = tmp / "x.wav"
     p.write_bytes(data)

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio_io import write_wav
-from agent.config import load_settings
-from agent.errors import ErrorCode, MMChatError
-from agent.identity.eer import (
+from agent.common.audio_io import write_wav
+from agent.common.config import load_settings
+from agent.evals.eer import (
     as_norm,
     asnorm_report,
     asnorm_trials,
@@ -21,6 +20,7 @@ from agent.identity.eer import (
 )
 from agent.identity.faces import FaceError, read_image, sample_video
 from agent.identity.profiles import ProfileError, ProfileStore
+from tools.common.errors import ErrorCode, MMChatError
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
@@ -58,7 +58,7 @@ def test_voice_accepts_held_out_sentence_and_rejects_other_speaker(checker):
 
 
 def test_voice_embedding_is_unit_length(checker):
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
 
     e = checker.voiceprint.embed(load_audio(SPEECH / "spk1_snt1.wav"))
     assert e.shape == (192,) and abs(np.linalg.norm(e) - 1) < 1e-5
@@ -265,7 +265,7 @@ def test_asnorm_report_keeps_one_entry_per_k():
 
 
 def test_enrolled_protocol_scores_probes_against_mean_models():
-    from agent.identity.eer import enrolled_report, enrolled_trials
+    from agent.evals.eer import enrolled_report, enrolled_trials
 
     spk = [s for s in "ABCD" for _ in range(4)] + ["E"]  # E has too few utterances for a model
     embs = np.stack([_emb(i, 192) for i in range(len(spk))])
@@ -278,7 +278,7 @@ def test_enrolled_protocol_scores_probes_against_mean_models():
 
 
 def test_eer_cli_refuses_bad_cohort_k(capsys):
-    from agent.identity.eer import main
+    from agent.evals.voice_trust import main
 
     with pytest.raises(SystemExit) as e:
         main(["--norm", "asnorm", "--cohort-k", "5,x"])
@@ -287,7 +287,7 @@ def test_eer_cli_refuses_bad_cohort_k(capsys):
 
 @pytest.mark.slow
 def test_measured_eer_is_low():
-    from agent.identity.eer import measure
+    from agent.evals.voice_trust import measure
 
     s = load_settings(None)
     out = measure(TESTDATA, s.models_dir, norm="asnorm", cohort_k=(5, 10, 20))
@@ -301,7 +301,7 @@ def test_measured_eer_is_low():
 # --- CLI ---------------------------------------------------------------------------------------
 
 def test_cli_enroll_list_verify_remove(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")

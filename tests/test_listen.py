@@ -1,6 +1,7 @@
 """Listening front end on real recordings: sources, VAD turns, wake word, CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import time
@@ -9,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio.sources import FileSource, MicSource
-from agent.audio.vad import TurnDetector, VADEvent
-from agent.audio.wake_eval import level, negative_recordings, piper_phrases, trim
-from agent.audio.wakeword import WakeWordDetector
-from agent.audio_io import SAMPLE_RATE as SR, load_audio, write_wav
-from agent.config import load_settings
-from agent.errors import ConfigError, ErrorCode, MMChatError
+from agent.common.audio_io import load_audio, write_wav
+from agent.common.config import load_settings
+from agent.evals.wake_eval import negative_recordings, piper_phrases
+from agent.listen.sources import FileSource, MicSource
+from agent.listen.vad import TurnDetector, VADEvent
+from agent.listen.wakeword import WakeWordDetector
+from tools.common.errors import ConfigError, ErrorCode, MMChatError
+from tools.common.pcm import SAMPLE_RATE as SR
+from tools.common.pcm import level, trim
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = Path("/usr/share/sounds/alsa/Noise.wav")
@@ -53,8 +56,10 @@ class _Recording(queue.Queue):
 
 
 class _RejectGate:
+    feed = None
+
     def check(self, audio, t):  # noqa: ANN001, ANN201
-        from agent.gate import GateResult
+        from agent.identity.gate import GateResult
 
         return GateResult("reject", None, "test", "Sorry, I can't unlock: test.")
 
@@ -71,22 +76,23 @@ class _QuietTTS:
 
 class _NoASR:
     def transcribe(self, audio):  # noqa: ANN001, ANN201
-        from agent.asr import Transcript
+        from agent.listen.asr import Transcript
 
         return Transcript("", "en", len(audio) / SR)
 
 
 def session_commands(settings, detector, audio: np.ndarray) -> list:  # noqa: ANN001
     """The command utterances a whole session (source -> VAD -> wake -> conductor) sends to the speaker check."""
-    from agent.pipeline import make_source, make_vad
-    from agent.runner import Parts, SessionRunner
+    from agent.session.runner import Parts, SessionRunner
+    from agent.session.stages import make_source, make_vad
 
     detector.reset()
     turns, voiced = make_vad(settings)
     parts = Parts(source=make_source(settings, audio), turns=turns, voiced=voiced, wake=detector, gate=_RejectGate(),
                   asr=_NoASR(), controller=None, tts=_QuietTTS(), face_checks=False)
     runner = SessionRunner(settings, parts)
-    runner.q["gate"] = gate_q = _Recording()
+    gate_q = _Recording()
+    runner.lanes = dataclasses.replace(runner.lanes, gate=gate_q)
     runner.run(max_wall_s=60)
     return [job.utt for job in gate_q.jobs if hasattr(job, "utt")]
 
@@ -151,7 +157,7 @@ def test_composed_recording_one_wake_and_question_kept(settings, detector, compo
 
 
 def test_command_reaches_asr(settings, detector, composed):
-    from agent.asr import WhisperASR
+    from agent.listen.asr import WhisperASR
 
     command = session_commands(settings, detector, composed["audio"])[0]
     text = WhisperASR(settings.asr, settings.models_dir).transcribe(command.audio).text.lower()
@@ -192,7 +198,7 @@ def test_missing_microphone_is_a_typed_error(monkeypatch):
 
 
 def test_wake_cli_json(composed, tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     wav = write_wav(tmp_path / "composed.wav", composed["audio"], SR)
     assert main(["wake", str(wav), "--json", "--config", str(ROOT / "config.yaml")]) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import load_settings
+from agent.common.config import load_settings
 from tests.fakes import SPEECH, FakeController, compose, types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,8 @@ def test_recent_frames_window_spreads_and_expires():
 
 
 def test_bad_camera_is_a_device_error():
-    from agent.errors import ErrorCode, MMChatError
-    from agent.gate import CameraFace
+    from agent.identity.gate import CameraFace
+    from tools.common.errors import ErrorCode, MMChatError
 
     with pytest.raises(MMChatError) as e:
         CameraFace(7)
@@ -43,10 +43,10 @@ def test_bad_camera_is_a_device_error():
 
 
 def test_session_shares_one_camera_between_gate_and_perception(tmp_path):
-    from agent.assistant import Assistant
-    from agent.demo import synth
     from agent.identity.verify import IdentityChecker
-    from agent.runner import SessionRunner, build_parts
+    from agent.session.assistant import Assistant
+    from agent.session.runner import SessionRunner, build_parts
+    from agent.session.scripted import synth
 
     s = load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(tmp_path / "profiles")}})
     IdentityChecker(s).enroll("lin", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
@@ -70,8 +70,8 @@ def test_session_shares_one_camera_between_gate_and_perception(tmp_path):
 
 
 def test_a_stopped_camera_is_reported_not_taken_for_an_empty_room():
-    from agent.errors import MMChatError
-    from agent.gate import CameraFace
+    from agent.identity.gate import CameraFace
+    from tools.common.errors import MMChatError
 
     feed = CameraFace(str(CLIP))  # opened, but no reader has delivered a frame
     try:
@@ -88,8 +88,8 @@ def test_live_main_job_fails_fast_and_plainly_without_devices():
     import subprocess
     import sys
 
-    from agent.audio.sources import default_input_device
-    from agent.errors import MMChatError
+    from agent.listen.sources import default_input_device
+    from tools.common.errors import MMChatError
 
     try:
         default_input_device()

@@ -6,7 +6,7 @@ import time
 import cv2
 import pytest
 
-from agent.perception_hook import PerceptionHook
+from agent.session.perception import PerceptionHook
 from tools import ToolContext
 from tools.slam import synth
 

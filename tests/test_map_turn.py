@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.assistant import Assistant
-from agent.config import load_settings
-from agent.map_hook import MapHook
+from agent.common.config import load_settings
+from agent.session.assistant import Assistant
+from agent.session.mapping import MapHook
 from tools.base import ToolContext
 from tools.slam.map import camera_center
 from tools.slam.stage import MappingStage

@@ -1,30 +1,29 @@
 """ASR started at a pause inside a turn: kept when the turn ends there, redone when the user goes on.
 
-Plumbing of the session thread (agent/conductor.py) driven with events, no models: the real-model
+Plumbing of the session thread (agent/session/conductor.py) driven with events, no models: the real-model
 session runs are in test_session.py and the latency it buys is in ``main.py bench --only session``.
 """
 from __future__ import annotations
 
 import queue
-import threading
 
 import numpy as np
 
-from agent.conductor import Conductor, VerifyJob
-from agent.config import load_settings
-from agent.gate import GateResult
-from agent.pipeline import Busy, Pause, Stage, StageResult, Utterance
-from agent.playback import Playback, StreamClock
-from agent.reply import ReplyKind
-from agent.session import Session
+from agent.common.config import load_settings
+from agent.identity.gate import GateResult
+from agent.session.conductor import Conductor
+from agent.session.stages import Busy, Pause, Stage, StageResult, Utterance
+from agent.session.state import Session
+from agent.session.turns import Lanes, TurnPolicy, VerifyJob
+from agent.speak.playback import Playback, StreamClock
+from agent.speak.reply import ReplyKind
 
 
 def _conductor() -> Conductor:
     clock = StreamClock()
     playback = Playback(clock)
     session = Session(load_settings(None).session)
-    c = Conductor(session, queue.Queue(), playback, Busy(clock), queue.Queue(), queue.Queue(), queue.Queue(),
-                  None, False, 0.5, 0.5, 5.0, threading.Event())  # type: ignore[arg-type]
+    c = Conductor(session, Lanes(), playback, Busy(clock), TurnPolicy(lookback_s=0.5, face_check_s=5.0))
     session.wake(0.0, 0.9, "hey jarvis")
     return c
 

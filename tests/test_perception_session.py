@@ -4,21 +4,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import queue
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from agent.conductor import Conductor
-from agent.config import load_settings
-from agent.controller import Controller, TurnResult
-from agent.perception_hook import seen_emotion
-from agent.pipeline import Busy, GestureHit
-from agent.playback import Playback, StreamClock
-from agent.prompts import PromptBook
-from agent.session import Session
+from agent.common.config import load_settings
+from agent.session.conductor import Conductor
+from agent.session.perception import seen_emotion
+from agent.session.stages import Busy, GestureHit
+from agent.session.state import Session
+from agent.session.turns import Lanes, TurnPolicy
+from agent.speak.playback import Playback, StreamClock
+from agent.think.controller import Controller, TurnResult
+from agent.think.prompts import PromptBook
 from tests.fakes import FakeASR, FakeGate, compose, run_fake, types
 from tools import ToolContext, build_tools
 from tools.vision import gestures as g
@@ -120,8 +120,7 @@ def test_gesture_locks_an_active_session(hands, recognizer):
     session = Session(SETTINGS.session)
     ctx.listeners.append(session.mode_changed)
     clock, hub = StreamClock(), queue.Queue()
-    conductor = Conductor(session, hub, Playback(clock), Busy(clock), queue.Queue(), queue.Queue(), queue.Queue(),
-                          None, False, 0.3, 0.5, 2.0, threading.Event())  # type: ignore[arg-type]
+    conductor = Conductor(session, Lanes(hub=hub), Playback(clock), Busy(clock), TurnPolicy())
     switch = GestureModeSwitch.from_settings(ctx, VISION)
     switch.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"], e["previous"])))
     session.wake(0.0, 0.9, "hey jarvis")
@@ -154,9 +153,9 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def face_snapshot() -> tuple[PerceptionService, Snapshot]:
-    from tools.vision.camera import FrameProcessor
+    from agent.session.perception import build_frame_processor
 
-    processor = FrameProcessor.from_settings(SETTINGS, video=False)
+    processor = build_frame_processor(SETTINGS, video=False)
     seen: list[Snapshot] = []
     processor.listeners.append(seen.append)
     snap = processor.process_image(FACE)
@@ -178,8 +177,8 @@ def test_seen_emotion_follows_the_real_analyser(face_snapshot):
 
 def test_session_turn_uses_the_perceived_emotion(face_snapshot):
     """A whole session turn: the main face seen as sad -> controller.respond(emotion='sad') -> styled reply."""
-    from agent.assistant import Assistant
-    from agent.demo import synth
+    from agent.session.assistant import Assistant
+    from agent.session.scripted import synth
 
     service, snap = face_snapshot
     face = snap.main_face()
@@ -199,11 +198,11 @@ def test_session_turn_uses_the_perceived_emotion(face_snapshot):
 
 def test_session_runs_the_camera_stage_on_its_face_video():
     """build_parts' camera stage on the gate's face video: started with the session, read per turn, stopped after."""
-    from agent.assistant import Assistant
-    from agent.demo import synth
-    from agent.gate import VideoFace
-    from agent.pipeline import make_source, make_vad, make_wake
-    from agent.runner import Parts, SessionRunner, session_perception
+    from agent.identity.gate import VideoFace
+    from agent.session.assistant import Assistant
+    from agent.session.runner import Parts, SessionRunner, session_perception
+    from agent.session.scripted import synth
+    from agent.session.stages import make_source, make_vad, make_wake
     from tools.vision.emotion import EMOTIONS
 
     ctx = ToolContext()

@@ -8,9 +8,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from agent.config import load_settings
-from agent.errors import ErrorCode, MMChatError
+from agent.common.config import load_settings
+from agent.session.perception import build_frame_processor
 from tools import ToolContext, build_tools
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision.camera import CameraStage, FrameProcessor, StillSource, open_source
 from tools.vision.detector import COCO_LABELS
 from tools.vision.emotion import EMOTIONS
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.skipif(not MESSI.is_file(), reason="../shared/testdata 
 
 @pytest.fixture(scope="module")
 def processor() -> FrameProcessor:
-    return FrameProcessor.from_settings(SETTINGS, video=False)
+    return build_frame_processor(SETTINGS, video=False)
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def test_missing_camera_and_bad_files_are_typed_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def assistant():
-    from agent.assistant import Assistant
+    from agent.session.assistant import Assistant
 
     ctx = ToolContext()
     a = Assistant(SETTINGS, tool_context=ctx)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,16 +11,18 @@ import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from agent.conductor import Conductor, Responses, VerifyJob
-from agent.reply import ReplyJob, ReplyKind, ReplyPath
-from agent.config import ControllerSettings, load_settings
-from agent.controller import Controller, TurnResult
-from agent.gate import GateResult
-from agent.pipeline import Busy, Stage, StageResult, Stats, Utterance
-from agent.playback import Playback, StreamClock
-from agent.preferences import Preferences
-from agent.prompts import PromptBook
-from agent.session import Session
+from agent.common.config import ControllerSettings, load_settings
+from agent.identity.gate import GateResult
+from agent.identity.preferences import Preferences
+from agent.session.conductor import Conductor
+from agent.session.responses import Responses
+from agent.session.stages import Busy, Stage, StageResult, Stats, Utterance
+from agent.session.state import Session
+from agent.session.turns import Lanes, TurnPolicy, VerifyJob
+from agent.speak.playback import Playback, StreamClock
+from agent.speak.reply import ReplyJob, ReplyKind, ReplyPath
+from agent.think.controller import Controller, TurnResult
+from agent.think.prompts import PromptBook
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
@@ -33,7 +33,7 @@ JPG = TESTDATA / "faces" / "enroll" / "obama" / "obama.jpg"
 # -- CLI ------------------------------------------------------------------------------------------
 @pytest.fixture
 def cli(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"paths:\n  profiles: {tmp_path / 'profiles'}\n")
@@ -99,7 +99,7 @@ class FakeTTS:
         yield np.zeros(160, np.float32)
 
     def with_voice(self, name: str) -> FakeTTS:
-        from agent.errors import ModelMissingError
+        from tools.common.errors import ModelMissingError
 
         raise ModelMissingError(f"voice '{name}' is not installed")
 
@@ -125,8 +125,7 @@ def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]
     tts, ctl = FakeTTS(), FakeController()
     responses = Responses(ReplyPath(ctl, tts), playback, None, None, Stats())
     session = Session(load_settings(None).session)
-    c = Conductor(session, queue.Queue(), playback, Busy(clock), queue.Queue(), queue.Queue(), queue.Queue(),
-                  responses, False, 0.5, 0.5, 5.0, threading.Event())
+    c = Conductor(session, Lanes(), playback, Busy(clock), TurnPolicy(lookback_s=0.5, face_check_s=5.0), responses)
     session.wake(0.0, 0.9, "hey jarvis")
     utt = Utterance(0.0, 2.0, np.zeros(32000, np.float32), id=1)
     c.on_utterance(utt)  # the command's turn ends: its voice check and ASR are queued
@@ -141,14 +140,14 @@ def test_unlock_greets_by_address_as_once_and_applies_reply_length(caplog):
                                       "reply_length": "long"})
     job: ReplyJob = c.speak_q.get_nowait()
     assert job.kind == "reply" and job.greeting == "Hi Sammy." and job.prefs.reply_length == "long"
-    with caplog.at_level(logging.WARNING, logger="agent.reply"):
+    with caplog.at_level(logging.WARNING, logger="agent.speak.reply"):
         spoken = responses(job)
     assert tts.said == ["Hi Sammy.", "Sure."]  # greeting first, in the fallback voice
     assert spoken.reply.text == "Sure." and spoken.reply.greeting == "Hi Sammy."
     assert ctl.caps == [2 + 2]  # long = style cap + 2
     assert "en_US-lessac-medium" in caplog.text and "configured voice" in caplog.text
 
-    c.on_result(StageResult(Stage.CONTROLLER, job, spoken))
+    c.on_result(StageResult(Stage.REPLY, job, spoken))
     reply = next(e for e in c.s.events if e["type"] == "reply")
     assert reply["greeting"] == "Hi Sammy." and reply["text"] == "Sure."
     c.say(ReplyKind.REPLY, "and now?", 0.0)  # later turns: no greeting, same preferences

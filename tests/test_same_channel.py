@@ -1,13 +1,21 @@
-"""Same-channel impostors (agent/identity/same_channel.py): trial plumbing, and the configured
+"""Same-channel impostors (agent/evals/same_channel.py): trial plumbing, and the configured
 threshold against another speaker recorded on the owner's own set-up (real recordings)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agent.config import load_settings
-from agent.identity.same_channel import (FILLETS, TelephoneLine, Trial, choose_threshold, fillets_utterances,
-                                         rates, rotations, trials)
+from agent.common.config import load_settings
+from agent.evals.same_channel import (
+    FILLETS,
+    TelephoneLine,
+    Trial,
+    choose_threshold,
+    fillets_utterances,
+    rates,
+    rotations,
+    trials,
+)
 
 
 def _emb(seed: int) -> np.ndarray:
@@ -61,7 +69,8 @@ def test_telephone_line_keeps_length_and_removes_the_high_band():
 def test_other_fish_on_the_same_recording_set_up_is_refused():
     """Two actors dubbed in one studio: a model of one refuses the other's 2 s commands at the configured
     threshold, and accepts most of its own held-out lines (real recordings, not the tuned ones)."""
-    from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, mean_embedding, speech_only
+    from agent.identity.voiceprint import ECAPA_DIR, EcapaVoiceprint, mean_embedding
+    from tools.common.pcm import speech_only
 
     s = load_settings("config.yaml")
     vp = EcapaVoiceprint(s.models_dir / ECAPA_DIR)
@@ -84,7 +93,7 @@ def test_other_fish_on_the_same_recording_set_up_is_refused():
 def test_measured_same_channel_point():
     """The whole measurement: the configured threshold lets no real same-channel impostor in and refuses
     at most 5 % of 2 s genuine commands."""
-    from agent.identity.eer import measure
+    from agent.evals.voice_trust import measure
 
     s = load_settings("config.yaml")
     out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, configured=s.identity.voice_threshold)
@@ -100,7 +109,7 @@ def test_measured_same_channel_point():
 @pytest.mark.slow
 def test_synthetic_voices_do_not_pass_the_voice_check():
     """Piper and espeak-ng commands against every enrolment model of the corpora: none accepted."""
-    from agent.identity.eer import measure
+    from agent.evals.voice_trust import measure
 
     s = load_settings("config.yaml")
     out = measure(s.testdata_dir, s.models_dir, s.identity.min_speech_s, configured=s.identity.voice_threshold,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata m
 def client(settings, assistant):
     from fastapi.testclient import TestClient
 
-    from agent.server import create_app
+    from agent.app.server import create_app
 
     return TestClient(create_app(settings, assistant, hosts=["testserver"]))  # the run's models, loaded once
 
@@ -79,7 +79,7 @@ def test_other_sites_and_hosts_are_refused(settings, assistant):
     """A cross-site "simple" POST (text/plain, forms) and a foreign Host (DNS rebinding) never reach the models."""
     from fastapi.testclient import TestClient
 
-    from agent.server import create_app
+    from agent.app.server import create_app
 
     local = TestClient(create_app(settings, assistant), base_url="http://127.0.0.1:8765")
     r = local.post("/api/turn", content=b"x", headers={"Content-Type": "text/plain"})

@@ -16,7 +16,7 @@ UPLOADS = ["/api/turn", "/api/transcribe", "/api/perceive", "/api/ask_image", "/
 
 @pytest.fixture(scope="module")
 def app(settings, assistant):
-    from agent.server import create_app
+    from agent.app.server import create_app
 
     return create_app(settings, assistant, hosts=["testserver", "localhost", "127.0.0.1"])
 

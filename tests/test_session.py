@@ -6,16 +6,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio_io import SAMPLE_RATE as SR, load_audio
-from agent.config import load_settings
-from agent.demo import silence, synth
-from agent.gate import IdentityGate, ImageFace, NoFace
-from agent.runner import SessionRunner, build_parts
-from agent.session import Session, State
+from agent.common.audio_io import load_audio
+from agent.common.config import load_settings
+from agent.identity.gate import IdentityGate, ImageFace, NoFace
+from agent.session.runner import SessionRunner, build_parts
+from agent.session.scripted import silence, synth
+from agent.session.state import Session, State
+from tests.fakes import (  # noqa: F401
+    FACES,
+    ROOT,
+    SPEECH,
+    TESTDATA,
+    FakeASR,
+    FakeController,
+    FakeGate,
+    compose,
+    run_fake,
+    types,
+)
 from tools import ToolContext
-
-from tests.fakes import (FACES, ROOT, SPEECH, TESTDATA, FakeASR, FakeController, FakeGate,  # noqa: F401
-                         compose, run_fake, types)
+from tools.common.pcm import SAMPLE_RATE as SR
 
 PROBE = FACES / "probe" / "obama_small.jpg"
 
@@ -40,7 +50,7 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def assistant(settings):
-    from agent.assistant import Assistant
+    from agent.session.assistant import Assistant
 
     return Assistant(settings)
 
@@ -147,8 +157,8 @@ def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phra
     With the echo canceller the echo never reaches the wake word; without it, gating during our
     playback is what stops it (the detector fires and the session ignores it).
     """
-    from agent.audio.echo import RoomEcho
-    from agent.audio.wakeword import WakeWordDetector
+    from agent.listen.echo import RoomEcho
+    from agent.listen.wakeword import WakeWordDetector
 
     s = settings.model_copy(update={"session": settings.session.model_copy(update={"aec": aec})})
     echoing = ["Hey Jarvis.", "You said hey Jarvis, what is the weather?", "Hey Jarvis, hey Jarvis."]
@@ -169,9 +179,9 @@ def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phra
 
 def test_echo_canceller_removes_our_voice_and_keeps_the_user(settings, assistant):
     """WebRTC AEC3 on a room echo of our reply, a real user talking over its second half."""
-    from agent.audio.wake_eval import level
-    from agent.audio.wakeword import WakeWordDetector
     from agent.evals.bench_echo import REPLY, cancel
+    from agent.listen.wakeword import WakeWordDetector
+    from tools.common.pcm import level
 
     run = cancel(synth(assistant.tts, REPLY), level(load_audio(SPEECH / "spk2_snt1.wav")), settings)
     assert run.erle_db >= 20.0, run.erle_db
@@ -216,16 +226,15 @@ def test_session_timeouts_and_face_gone():
 def test_turns_are_answered_in_the_order_spoken(settings):
     """With voice re-checks, a later short turn waits for an earlier one still being checked."""
     import queue
-    import threading
 
-    from agent.conductor import Conductor, VoiceJob
-    from agent.pipeline import Busy, Stage, StageResult, Utterance
-    from agent.playback import Playback, StreamClock
+    from agent.session.conductor import Conductor
+    from agent.session.stages import Busy, Stage, StageResult, Utterance
+    from agent.session.turns import Lanes, TurnPolicy, VoiceJob
+    from agent.speak.playback import Playback, StreamClock
 
     session = Session(settings.session)
     clock, speak = StreamClock(), queue.Queue()
-    c = Conductor(session, queue.Queue(), Playback(clock), Busy(clock), queue.Queue(), queue.Queue(), speak,
-                  None, False, 0.3, 0.5, 2.0, threading.Event(), reverify_min_s=1.5)  # type: ignore[arg-type]
+    c = Conductor(session, Lanes(speak=speak), Playback(clock), Busy(clock), TurnPolicy(reverify_min_s=1.5))
     session.wake(0.0, 0.9, "hey jarvis")
     assert session.verified(1.0, {"decision": "accept", "user": "demo"})
     long_, short = (Utterance(2.0, 4.0, np.zeros(32000, np.float32), 1),

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.cli import main
-from agent.config import SlamSettings, load_settings
+from agent.app.cli import main
+from agent.common.config import SlamSettings, load_settings
 from tools.base import MapQuery
 from tools.slam.io import folder_frames, read_intrinsics, read_tum
 from tools.slam.map import Status, camera_center

@@ -12,8 +12,8 @@ import pytest
 
 from tools.slam.initializer import InitResult, TwoViewInitializer, triangulate
 from tools.slam.map import Status
-from tools.slam.synth import default_K, find_photos, frames
 from tools.slam.run import run_sequence
+from tools.slam.synth import default_K, find_photos, frames
 
 GEOMETRY_CALLS = ("findEssentialMat", "recoverPose", "solvePnPRansac", "solvePnPRefineLM", "triangulatePoints")
 

@@ -12,9 +12,10 @@ import jiwer
 import numpy as np
 import pytest
 
-from agent.audio_io import load_audio, resample, write_wav
-from agent.errors import AudioError, ErrorCode
-from agent.speech_out import BufferSink
+from agent.common.audio_io import load_audio, write_wav
+from agent.speak.speech_out import BufferSink
+from tools.common.errors import AudioError, ErrorCode
+from tools.common.pcm import resample
 
 NOISE = Path("/usr/share/sounds/alsa/Noise.wav")
 
@@ -73,7 +74,7 @@ def _speak_to_16k(assistant, text: str, path: Path) -> Path:
 
 def test_spoken_turn_end_to_end(assistant, tmp_path, settings, capsys):
     """ASR -> LLM (tool call) -> TTS through the CLI contract."""
-    from agent.cli import main
+    from agent.app.cli import main
 
     question = _speak_to_16k(assistant, "Please switch to privacy mode now.", tmp_path / "q.wav")
     out = tmp_path / "reply.wav"
@@ -99,7 +100,7 @@ def test_spoken_question_streams_sentences(assistant, testdata):
 
 def test_first_audio_starts_while_the_llm_is_still_writing(assistant):
     """Streaming through the one reply path: the first sentence plays before the model has finished."""
-    from agent.speech_out import BufferSink
+    from agent.speak.speech_out import BufferSink
 
     reply = assistant.answer("Tell me two short facts about the Moon.", None, BufferSink())
     assistant.controller.history.clear()
@@ -140,7 +141,7 @@ def test_noise_is_not_speech(assistant):
 
 
 def test_cli_bad_inputs_exit_2(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     assert main(["transcribe", str(tmp_path / "nope.wav")]) == 2
     assert "audio-missing" in capsys.readouterr().err

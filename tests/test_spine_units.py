@@ -6,13 +6,14 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from agent.config import ControllerSettings, load_settings
-from agent.controller import FALLBACK_GARBLED, Controller
-from agent.errors import ConfigError, ErrorCode, MMChatError
-from agent.prompts import PromptBook
-from agent.sentences import SentenceSplitter
-from agent.toolcall import ToolCallError, parse_tool_call
+from agent.common.config import ControllerSettings, load_settings
+from agent.common.phrases import FALLBACK_GARBLED
+from agent.think.controller import Controller
+from agent.think.prompts import PromptBook
+from agent.think.sentences import SentenceSplitter
+from agent.think.toolcall import ToolCallError, parse_tool_call
 from tools import ToolContext, build_tools
+from tools.common.errors import ConfigError, ErrorCode, MMChatError
 
 SCHEMAS = {t.name: t.args_schema for t in build_tools(ToolContext())}
 
@@ -44,7 +45,7 @@ def test_malformed_yaml_is_one_line(tmp_path):
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
-    from agent.cli import main
+    from agent.app.cli import main
 
     p = tmp_path / "c.yaml"
     p.write_text("tts:\n  length_scale: -3\n")
@@ -151,7 +152,7 @@ def test_tool_results_are_json_with_summary():
 
 # -- router arbitration (scores given; the MiniLM model is exercised by the routing eval) ------------
 def test_router_arbitration_rules():
-    from agent.router import Intent, RouterPolicy, arbitrate, direct_call
+    from agent.think.router import Intent, RouterPolicy, arbitrate, direct_call
 
     p = RouterPolicy()
 

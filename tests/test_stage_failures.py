@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio_io import SAMPLE_RATE as SR, write_wav
-from agent.errors import ConfigError
-from agent.pipeline import Stats, make_vad
-from agent.runner import Parts, SessionRunner
+from agent.common.audio_io import write_wav
+from agent.session.runner import Parts, SessionRunner
+from agent.session.stages import Stats, make_vad
+from tests.fakes import FakeGate
+from tools.common.errors import ConfigError
+from tools.common.pcm import SAMPLE_RATE as SR
 
 FRAME = 480
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +73,8 @@ class BrokenTurns:
 
 def run_session(settings, source, wake=None, turns=None) -> list[dict]:  # noqa: ANN001
     real_turns, voiced = make_vad(settings)
-    parts = Parts(source=source, turns=turns or real_turns, voiced=voiced, wake=wake or NoWake(), gate=None,
-                  asr=None, controller=None, tts=None, face_checks=False)
+    parts = Parts(source=source, turns=turns or real_turns, voiced=voiced, wake=wake or NoWake(),
+                  gate=FakeGate(), asr=None, controller=None, tts=None, face_checks=False)
     runner = SessionRunner(settings, parts)
     out: dict = {}
     t = threading.Thread(target=lambda: out.update(events=runner.run(max_wall_s=None)), daemon=True)
@@ -159,7 +161,7 @@ def test_mapping_stage_skips_a_failing_frame_and_keeps_going():
 
 
 def test_bad_slam_intrinsics_is_a_config_error(tmp_path):
-    from agent.config import SlamSettings
+    from agent.common.config import SlamSettings
     from tools.slam.stage import MappingStage
 
     with pytest.raises(ConfigError, match="slam.intrinsics") as e:
@@ -168,13 +170,13 @@ def test_bad_slam_intrinsics_is_a_config_error(tmp_path):
 
 
 def test_run_with_a_bad_video_exits_2_before_any_model_loads(settings, tmp_path, capsys, monkeypatch):
-    import agent.assistant
-    from agent.cli import main
+    import agent.session.assistant
+    from agent.app.cli import main
 
     def no_models(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("models loaded before the face feed was checked")
 
-    monkeypatch.setattr(agent.assistant.Assistant, "__init__", no_models)
+    monkeypatch.setattr(agent.session.assistant.Assistant, "__init__", no_models)
     wav = write_wav(tmp_path / "a.wav", np.zeros(SR, np.float32), SR)
     bad = tmp_path / "missing.mp4"
     assert main(["run", "--audio", str(wav), "--video", str(bad), "--config", str(ROOT / "config.yaml")]) == 2

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.audio_io import load_audio
-from agent.config import load_settings
-from agent.gate import IdentityGate, ImageFace, NoFace, VideoFace
+from agent.common.audio_io import load_audio
+from agent.common.config import load_settings
+from agent.identity.gate import IdentityGate, ImageFace, NoFace, VideoFace
 from tests.fakes import FakeASR, FakeController, compose, run_fake, types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +74,8 @@ def test_owner_voice_without_a_live_face_is_refused(settings, checker, videos):
 
 def test_session_never_unlocks_on_voice_alone(settings, checker, videos, tmp_path):
     """A whole session: wake word, then the owner's real command, in front of a still camera."""
-    from agent.demo import synth
-    from agent.tts import PiperTTS
+    from agent.session.scripted import synth
+    from agent.speak.tts import PiperTTS
 
     tts = PiperTTS(settings.tts, settings.models_dir)
     audio = compose(synth(tts, "Hey Jarvis."), "spk1_snt4.wav")

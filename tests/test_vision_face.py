@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from agent.cli import main as cli_main
-from agent.config import load_settings
-from agent.errors import ErrorCode, MMChatError
+from agent.app.cli import main as cli_main
+from agent.common.config import load_settings
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision import gestures as g
 from tools.vision.emotion import EMOTIONS
 

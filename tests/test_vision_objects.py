@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.cli import main
-from agent.config import load_settings
-from agent.errors import ModelMissingError
+from agent.app.cli import main
+from agent.common.config import load_settings
 from agent.evals.bench_vision_objects import video_frames
+from tools.common.errors import ModelMissingError
 from tools.vision.detector import COCO_LABELS, Detection, load_detector, match_label
 from tools.vision.scene import describe_scene
 from tools.vision.tracking import MultiObjectTracker, ObjectPipeline, track_object

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from agent.audio_io import resample
-from agent.perception_hook import PerceptionHook, turn_emotion
-from agent.speech_out import BufferSink
+from agent.session.perception import PerceptionHook, turn_emotion
+from agent.speak.speech_out import BufferSink
+from tools.common.pcm import resample
 
 
 def _spoken(assistant, text: str):

@@ -1,6 +1,6 @@
 """Accuracy of the emotion, gender and age recognisers on labelled data (``main.py eval emotion|gender|age``).
 
-Layouts: ``DIR/<label>/*.jpg`` (emotion: any label ``agent.prompts.EMOTION_FAMILY`` knows;
+Layouts: ``DIR/<label>/*.jpg`` (emotion: any label ``agent.think.prompts.EMOTION_FAMILY`` knows;
 gender: ``female``/``male``); ``CASES.jsonl`` lines ``{"text", "emotion": [acceptable labels]}``;
 ``CASES.csv`` with a ``file`` (or ``path``) column relative to the CSV and a ``gender`` or
 ``age`` column. A case the recogniser cannot read (no face, no speech) counts as wrong and is
@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from agent.errors import ErrorCode, MMChatError
-from agent.prompts import EMOTION_FAMILY
+from agent.think.prompts import EMOTION_FAMILY
+from tools.common.errors import ErrorCode, MMChatError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 GENDERS = {"female": "female", "f": "female", "woman": "female", "male": "male", "m": "male", "man": "male"}

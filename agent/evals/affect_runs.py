@@ -4,12 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import MMChatError
-from agent.evals.affect import (age_score, emotion_label, gender_label, labelled_images, read_csv_cases,
-                                read_text_cases, score)
+from agent.evals.affect import (
+    age_score,
+    emotion_label,
+    gender_label,
+    labelled_images,
+    read_csv_cases,
+    read_text_cases,
+    score,
+)
+from tools.common.errors import MMChatError
 
 if TYPE_CHECKING:
-    from agent.config import Settings
+    from agent.common.config import Settings
 
 
 class _MainFace:
@@ -68,7 +75,7 @@ def gender_images(settings: "Settings", root: str) -> dict[str, Any]:
 
 
 def gender_audio(settings: "Settings", path: str) -> dict[str, Any]:
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
     from tools.affect.service import Affect
 
     affect = Affect.shared(settings.affect, settings.identity.min_speech_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from agent.config import Settings
+from agent.common.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import time
 
 import cv2
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
 
 
 def bench_affect(settings: Settings, repeat: int = 3) -> dict:
-    from agent.audio_io import load_audio
+    from agent.common.audio_io import load_audio
     from tools.affect.face_attributes import AgeGenderModel
     from tools.affect.service import Affect
     from tools.vision.faces import FaceFinder

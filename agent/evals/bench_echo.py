@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.audio.echo import RoomEcho, WebRtcEchoCanceller, erle_db
-from agent.audio.sources import frames_of, to_float
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
+from agent.listen.echo import RoomEcho, WebRtcEchoCanceller, erle_db
+from agent.listen.sources import frames_of
+from tools.common.pcm import to_float
 
 REPLY = ("Hey Jarvis. Hey Jarvis. That is my wake word, and I should never wake myself up. "
          "Here is a longer answer, so that you can hear how it sounds while you talk over it.")
@@ -35,8 +36,8 @@ class EchoRun:
 
 def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: float = 1.0) -> EchoRun:
     """Reply (+ room echo) with the user over its second half, through AEC3 and the barge-in detector."""
-    from agent.audio.frontend import FrontEnd
-    from agent.pipeline import make_vad
+    from agent.listen.frontend import FrontEnd
+    from agent.session.stages import make_vad
 
     cfg, frame = settings.session, 16 * settings.vad.frame_ms
     lead = int(16000 * lead_s)  # the stream runs before we speak, as in a session
@@ -62,10 +63,10 @@ def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: floa
 
 
 def bench_echo(settings: Settings, repeat: int) -> dict:
-    from agent.assistant import Assistant
-    from agent.audio.wake_eval import level
-    from agent.audio_io import load_audio
-    from agent.demo import synth
+    from agent.common.audio_io import load_audio
+    from agent.session.assistant import Assistant
+    from agent.session.scripted import synth
+    from tools.common.pcm import level
 
     reply = synth(Assistant(settings).tts, REPLY)
     users = sorted((settings.testdata_dir / "speech").glob("*.wav"))[: max(2, 2 * repeat)]

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.faces_id import ENROLL, encode_folder, face_crops, quality, tiled_frame
 from agent.evals.stats import figure
 from agent.identity.face_classifier import FaceClassifier

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ TOOL = ("What do you see right now?", "Describe what is in front of the camera."
 
 
 def _script(tts: Any, speech: Path, n_no_tool: int, n_tool: int) -> list:
-    from agent.audio.wake_eval import level
-    from agent.audio_io import load_audio
-    from agent.demo import Wait, silence, synth
+    from agent.common.audio_io import load_audio
+    from agent.session.scripted import Wait, silence, synth
+    from tools.common.pcm import level
 
     parts: list = [silence(1.0), synth(tts, "Hey Jarvis."), silence(0.8), level(load_audio(speech / "spk1_snt4.wav")),
                    Wait(1.0)]
@@ -40,8 +40,8 @@ def _script(tts: Any, speech: Path, n_no_tool: int, n_tool: int) -> list:
 
 
 def _session(settings: Settings, assistant: Any, emotion: str, script: list) -> list[dict]:
-    from agent.demo import ScriptedSource
-    from agent.runner import SessionRunner, build_parts
+    from agent.session.runner import SessionRunner, build_parts
+    from agent.session.scripted import ScriptedSource
 
     source = ScriptedSource(script, settings.vad.frame_ms, settle_s=settings.vad.end_silence_ms / 1000 + 0.9,
                             realtime=True)
@@ -70,8 +70,8 @@ def _stage_values(events: list[dict], acc: dict[str, list[float]]) -> None:
 
 
 def bench_session(settings: Settings, repeat: int) -> dict:
-    from agent.assistant import Assistant
-    from agent.demo import ensure_demo_profile
+    from agent.session.assistant import Assistant
+    from agent.session.scripted import ensure_demo_profile
 
     t0 = time.perf_counter()
     run = Path(tempfile.mkdtemp(prefix="mmchat-bench-session-"))

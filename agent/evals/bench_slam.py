@@ -5,7 +5,7 @@ Figures: tracking ms per frame (frames without a new keyframe), keyframe inserti
 """
 from __future__ import annotations
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
 from tools.slam.run import run_sequence
 from tools.slam.synth import default_K, frames

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 
-from agent.assistant import Assistant
-from agent.audio_io import load_audio, resample
-from agent.config import Settings
+from agent.common.audio_io import load_audio
+from agent.common.config import Settings
 from agent.evals.stats import figure
-from agent.perception_hook import PerceptionHook
-from agent.speech_out import BufferSink
+from agent.session.assistant import Assistant
+from agent.session.perception import PerceptionHook
+from agent.speak.speech_out import BufferSink
 from tools import ToolContext
+from tools.common.pcm import resample
 
 TOOL_REQUESTS = ("What do you see right now?", "Describe what is in front of the camera.",
                  "Can you tell me what you are looking at?")

@@ -12,9 +12,9 @@ import time
 import cv2
 import numpy as np
 
-from agent.config import Settings
-from agent.errors import ErrorCode, MMChatError
+from agent.common.config import Settings
 from agent.evals.stats import figure
+from tools.common.errors import ErrorCode, MMChatError
 
 CLIP = "faces/probe/short_hamilton_clip.mp4"
 SIZE = (640, 480)

@@ -9,7 +9,7 @@ import time
 import cv2
 import numpy as np
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
 from tools.vision.detector import load_detector
 from tools.vision.images import read_video

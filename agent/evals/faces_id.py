@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.identity.face_classifier import FaceClassifier
 from agent.identity.face_sync import IMAGE_EXT
 from agent.identity.faces import DlibFaceEncoder, FaceEncoder, read_image

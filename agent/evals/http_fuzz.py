@@ -1,6 +1,6 @@
 """Fuzzing the HTTP API: schemathesis cases from the server's own OpenAPI schema, then raw garbage.
 
-* ``schema_cases``: every operation of ``/openapi.json`` (request bodies from agent/server_openapi.py),
+* ``schema_cases``: every operation of ``/openapi.json`` (request bodies from agent/app/server_openapi.py),
   positive (schema-valid) and/or negative (schema-breaking) cases, ``examples`` per operation and mode.
 * ``garbage``: every POST path with random bytes or JSON under every accepted content type (and some
   that are refused), and random query strings.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config import Settings
+from agent.common.config import Settings
 from agent.evals.stats import figure
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from agent.audio.sources import frames_of, to_float
-from agent.audio_io import SAMPLE_RATE, load_audio
-from agent.config import Settings
+from agent.common.audio_io import load_audio
+from agent.common.config import Settings
+from agent.listen.sources import frames_of
+from tools.common.pcm import SAMPLE_RATE, to_float
 
 COMMANDS = ("spk1_snt4.wav", "spk1_snt3.wav")
 ENROL = ("spk1_snt1.wav", "spk1_snt2.wav")
@@ -53,8 +54,8 @@ def proc_stats() -> dict[str, float]:
 
 
 def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
-    from agent.audio.wake_eval import level
-    from agent.demo import silence, synth
+    from agent.session.scripted import silence, synth
+    from tools.common.pcm import level
 
     speech = settings.testdata_dir / "speech"
     rng = np.random.default_rng(0)
@@ -67,10 +68,10 @@ def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
 
 
 def soak(settings: Settings, minutes: float, sample_s: float = 2.0) -> dict[str, Any]:
-    from agent.assistant import Assistant
-    from agent.gate import IdentityGate, ImageFace
+    from agent.identity.gate import IdentityGate, ImageFace
     from agent.identity.verify import IdentityChecker
-    from agent.runner import SessionRunner, build_parts
+    from agent.session.assistant import Assistant
+    from agent.session.runner import SessionRunner, build_parts
 
     with tempfile.TemporaryDirectory() as tmp:
         s = settings.model_copy(update={

@@ -12,9 +12,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from agent.controller import Controller
-from agent.errors import ErrorCode, MMChatError
-from agent.toolcall import ToolCallError
+from agent.think.controller import Controller
+from agent.think.toolcall import ToolCallError
+from tools.common.errors import ErrorCode, MMChatError
 
 DEFAULT_CASES = Path(__file__).with_name("tool_cases.jsonl")
 _ARTICLES = re.compile(r"^(the|a|an|my|that|this|our|your)\s+")

@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.identity.profiles import ProfileStore, write_private
+from tools.common.errors import MMChatError
 
 if TYPE_CHECKING:
-    from agent.config import FaceIdSettings
+    from agent.common.config import Settings
+    from tools.common.settings import FaceIdSettings
+    from tools.vision.who import FaceNamer
 
 log = logging.getLogger(__name__)
 CLASSIFIER_FILE = ".face_classifier.pkl"
@@ -173,3 +176,17 @@ class ClassifierCache:
         self.store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(tmp, buf.getvalue())
         os.replace(tmp, self.path)
+
+
+def face_namer(settings: "Settings", video: bool) -> "FaceNamer | None":
+    """A namer over the enrolled faces for the camera stage; None (logged) when the profiles cannot be read."""
+    from agent.identity.faces import DlibFaceEncoder
+    from tools.vision.who import FaceNamer
+
+    store = ProfileStore(settings.path(settings.paths.profiles))
+    try:
+        clf, _ = ClassifierCache(store, settings.face_id).get()
+    except MMChatError as e:  # e.g. an unreadable profile: faces stay unnamed, perception goes on
+        log.warning("faces will not be named: %s", e)
+        return None
+    return FaceNamer(clf, None, settings.face_id, video, make_encoder=DlibFaceEncoder)

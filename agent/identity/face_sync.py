@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
 from agent.identity.face_classifier import ClassifierCache
 from agent.identity.faces import FaceEncoder, FaceError, read_image
 from agent.identity.profiles import FACE_DIM, NAME_RE, Profile, ProfileStore, default_prefs, write_private
+from tools.common.errors import ErrorCode, MMChatError
 
 if TYPE_CHECKING:
-    from agent.config import FaceIdSettings, Settings
+    from agent.common.config import FaceIdSettings, Settings
 
 log = logging.getLogger(__name__)
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError, ModelMissingError
+from tools.common.errors import ErrorCode, MMChatError, ModelMissingError
 
 Box = tuple[int, int, int, int]  # top, right, bottom, left (face_recognition order)
 

@@ -13,7 +13,7 @@ Rule (the same for a passphrase and a challenge answer):
    misheard or reordered word costs one.
 3. The words match when errors <= floor(tolerance x n) (``identity.phrase_tolerance``,
    0.25: one per four words; a three-word phrase must be heard whole). Measured in
-   agent/identity/phrase_eval.py.
+   agent/evals/phrase_eval.py.
 
 A passphrase is stored only as ``PhraseKey``: a random salt and, per normalised word,
 ``scrypt(word, salt)`` (16 bytes, hex). Matching runs on those digests, so the text is
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 
 SCHEME = "scrypt-words-1"
 SCRYPT = {"n": 2 ** 12, "r": 8, "p": 1}  # ~4 MB, ~10 ms per word on this CPU

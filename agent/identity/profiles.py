@@ -28,8 +28,8 @@ from typing import Iterator
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
-from agent.preferences import Preferences
+from agent.identity.preferences import Preferences
+from tools.common.errors import ErrorCode, MMChatError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VOICE_DIM, FACE_DIM = 192, 128

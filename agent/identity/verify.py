@@ -12,15 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from agent.audio_io import load_audio
-from agent.config import Settings
-from agent.errors import MMChatError
-from agent.identity.faces import (DlibFaceEncoder, FaceEncoder, FaceError, encode_image, face_distance,
-                                  sample_video, video_encodings)
+from agent.common.audio_io import load_audio
+from agent.common.config import Settings
+from agent.identity.faces import (
+    DlibFaceEncoder,
+    FaceEncoder,
+    FaceError,
+    encode_image,
+    face_distance,
+    sample_video,
+    video_encodings,
+)
 from agent.identity.liveness import LivenessResult, MediaPipeFaceMesh, check_liveness
 from agent.identity.phrase import PhraseKey
 from agent.identity.profiles import Profile, ProfileStore, check_name
-from agent.identity.voiceprint import EcapaVoiceprint, Voiceprint, cosine_score, speech_only
+from agent.identity.voiceprint import EcapaVoiceprint, Voiceprint, cosine_score
+from tools.common.errors import MMChatError
+from tools.common.pcm import speech_only
 
 
 @dataclass
@@ -35,7 +43,7 @@ class Match:
     def explain(self, kind: str) -> dict[str, Any]:
         """The decision's numbers: ``<kind>_threshold`` and ``<kind>_margin`` (how far past it; > 0 passes
         for voice, < 0 for face). Voice scores are raw cosines: no score normalisation (AS-norm was worse
-        on same-channel impostors, agent/identity/same_channel.py), so ``voice_norm`` is "none"."""
+        on same-channel impostors, agent/evals/same_channel.py), so ``voice_norm`` is "none"."""
         margin = None if self.value is None or self.threshold is None else round(self.value - self.threshold, 4)
         out = {f"{kind}_threshold": self.threshold, f"{kind}_margin": margin}
         return {**out, "voice_norm": "none"} if kind == "voice" else out

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from agent.audio_io import SAMPLE_RATE
-from agent.errors import AudioError, ErrorCode, ModelMissingError
+from tools.common.errors import AudioError, ErrorCode, ModelMissingError
+from tools.common.pcm import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from agent.config import Settings
+    from agent.common.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +141,3 @@ class EcapaVoiceprint:
             feats = self._norm(self._features(wav), lens)
             emb = self._model(feats, lens)
         return _unit(emb.numpy())
-
-
-def speech_only(audio: np.ndarray, min_speech_s: float, source: str = "audio") -> np.ndarray:
-    """Keep the voiced parts (Silero VAD from faster-whisper); refuse too little speech."""
-    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
-
-    spans = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300), SAMPLE_RATE)
-    voiced = sum(s["end"] - s["start"] for s in spans) / SAMPLE_RATE
-    if voiced < min_speech_s:
-        raise AudioError(f"too little speech in {source} ({voiced:.1f} s, need {min_speech_s:g} s)",
-                         ErrorCode.NO_SPEECH)
-    return np.concatenate(collect_chunks(audio, spans)[0])

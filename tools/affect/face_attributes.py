@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 

@@ -14,9 +14,9 @@ from tools.affect.fusion import Fused, fuse_emotion, fuse_gender
 from tools.affect.reading import ModalityReading
 
 if TYPE_CHECKING:
-    from agent.config import AffectSettings
     from tools.affect.text import TextEmotion
     from tools.affect.voice import VoiceAnalyser, VoiceReading
+    from tools.common.settings import AffectSettings
 
 
 def face_reading(faces: Sequence[dict[str, Any]]) -> ModalityReading:

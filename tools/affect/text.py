@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
 from tools.affect.reading import ModalityReading
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision.emotion import EMOTIONS
 from tools.vision.mlp import NumpyMLP
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.audio_io import SAMPLE_RATE
-from agent.errors import MMChatError
+from tools.common.errors import MMChatError
+from tools.common.pcm import SAMPLE_RATE, speech_only
 
 NO_EMOTION = "no speech-emotion model ships in a registry package; see arousal (prosody)"
 NO_AGE = "no voice-age model ships in a registry package"
@@ -130,8 +130,6 @@ class VoiceAnalyser:
 
     def read(self, audio: np.ndarray) -> VoiceReading:
         import time
-
-        from agent.identity.voiceprint import speech_only
 
         t0 = time.perf_counter()
         gender_svm, music_svm = self._models()

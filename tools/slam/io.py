@@ -9,14 +9,16 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from agent.errors import MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision.images import read_video
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff"}
 
 
-class SequenceError(ValueError):
+class SequenceError(MMChatError):
     """Unreadable sequence, intrinsics or trajectory (the CLI turns it into a one-line error)."""
+
+    code = ErrorCode.SEQUENCE
 
 
 def read_intrinsics(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | None]:

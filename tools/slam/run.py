@@ -9,8 +9,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from agent.config import SlamSettings
-from tools.slam.io import ate, read_tum, umeyama, associate, write_tum
+from tools.common.settings import SlamSettings
+from tools.slam.io import associate, ate, read_tum, umeyama, write_tum
 from tools.slam.map import camera_center, invert
 from tools.slam.system import FrameResult, MonocularSlam
 

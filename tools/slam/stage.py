@@ -16,15 +16,15 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from agent.config import SlamSettings
-from agent.errors import ConfigError
 from tools.base import ToolContext
+from tools.common.errors import ConfigError
+from tools.common.settings import SlamSettings
+from tools.slam.io import SequenceError, read_intrinsics
 from tools.slam.map import Landmark, SlamMap
 from tools.slam.objects import anchor_detection
 from tools.slam.query import SlamMapQuery
 from tools.slam.run import fit_width, slam_for
 from tools.slam.system import FrameResult, MonocularSlam
-from tools.slam.io import SequenceError, read_intrinsics
 from tools.vision.camera import LatestFrame, log_frame_error
 from tools.vision.detector import ObjectDetector, as_bgr
 

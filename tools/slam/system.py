@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from agent.config import SlamSettings
+from tools.common.settings import SlamSettings
 from tools.slam.ba import BundleAdjuster, GtsamBundleAdjuster
 from tools.slam.features import FeatureExtractor, FrameFeatures, OrbExtractor, match_descriptors, search_by_projection
-from tools.slam.initializer import (DegenerateGeometry, InitResult, TwoViewInitializer, cv_guard, parallax_deg,
-                                   reprojection_error, triangulate)
+from tools.slam.initializer import (
+    DegenerateGeometry,
+    InitResult,
+    TwoViewInitializer,
+    cv_guard,
+    parallax_deg,
+    reprojection_error,
+    triangulate,
+)
 from tools.slam.map import SlamMap, Status, TrajectoryEntry, camera_center, to_pose
 
 log = logging.getLogger(__name__)

@@ -12,14 +12,14 @@ import collections
 import logging
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision.detector import ObjectDetector, load_detector
 from tools.vision.face_hands import as_bgr, load_image
 from tools.vision.state import FrameAnalysis, PerceptionState, Snapshot, TrackTap, analysis_json, follower
@@ -27,7 +27,7 @@ from tools.vision.tracking import ObjectFollower, ObjectPipeline, TrackFrame
 from tools.vision.who import FaceNamer
 
 if TYPE_CHECKING:
-    from agent.config import DetectorSettings, Settings
+    from tools.common.settings import DetectorSettings, ToolSettings
 
 log = logging.getLogger(__name__)
 STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
@@ -59,9 +59,10 @@ class FrameProcessor:
         self.namer: FaceNamer | None = None  # names enrolled faces (tools/vision/who.py)
 
     @classmethod
-    def from_settings(cls, settings: "Settings", video: bool, faces_and_hands: bool = True,
-                      state: PerceptionState | None = None) -> "FrameProcessor":
-        """Detector + tracker, and (unless turned off) the face/hand analyser."""
+    def from_settings(cls, settings: "ToolSettings", video: bool, faces_and_hands: bool = True,
+                      state: PerceptionState | None = None, namer: FaceNamer | None = None) -> "FrameProcessor":
+        """Detector + tracker, and (unless turned off) the face/hand analyser with ``namer`` naming its faces
+        (agent.identity.face_classifier.face_namer builds one over the enrolled profiles)."""
         analyser = None
         if faces_and_hands:
             from tools.vision.face_hands import FaceHandsAnalyser
@@ -69,7 +70,7 @@ class FrameProcessor:
             analyser = FaceHandsAnalyser(settings, video=video)
         processor = cls(load_detector(settings), settings.detector, analyser, state)
         if analyser is not None:
-            processor.namer = FaceNamer.from_settings(settings, video)
+            processor.namer = namer
         return processor
 
     def _objects(self, frame: np.ndarray) -> TrackFrame:

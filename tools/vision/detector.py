@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from agent.errors import ModelMissingError
+from tools.common.errors import ModelMissingError
 from tools.vision.images import as_bgr as as_bgr  # re-exported (tools/slam/stage.py)
 
 if TYPE_CHECKING:
-    from agent.config import Settings
+    from tools.common.settings import ToolSettings
 
 COCO_LABELS: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -136,7 +136,7 @@ class NanoDetONNX:
         return [Detection(self.labels[cl[i]], float(sc[i]), tuple(float(v) for v in b[i])) for i in keep]
 
 
-def model_path(settings: "Settings") -> Path:
+def model_path(settings: "ToolSettings") -> Path:
     """The configured detector: an asset name under models/ or a path to an .onnx file."""
     name = settings.detector.model
     p = settings.path(name) if name.endswith(".onnx") else settings.models_dir / f"{name}.onnx"
@@ -146,7 +146,7 @@ def model_path(settings: "Settings") -> Path:
     return p
 
 
-def load_detector(settings: "Settings") -> ObjectDetector:
+def load_detector(settings: "ToolSettings") -> ObjectDetector:
     """The configured detector, ready to run."""
     cfg = settings.detector
     return NanoDetONNX(model_path(settings), cfg.score_threshold, cfg.nms_iou, cfg.input_size,

@@ -1,6 +1,6 @@
 """Facial emotion: the FER2013 mini-Xception (ONNX) and a lower-face landmark classifier, fused.
 
-Both give probabilities over the project's six emotions (``agent.config.Emotion``);
+Both give probabilities over the project's six emotions (``tools.common.settings.Emotion``);
 ``FaceHandsAnalyser._emotion`` takes their weighted average and ``EmotionSmoother`` an EMA per face.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Protocol, get_args
 import cv2
 import numpy as np
 
-from agent.config import Emotion
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
+from tools.common.settings import Emotion
 from tools.vision.mlp import NumpyMLP
 
 EMOTIONS: tuple[str, ...] = get_args(Emotion)  # neutral happy sad angry surprised worried

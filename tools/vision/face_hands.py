@@ -12,13 +12,21 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.config import Settings, VisionSettings
 from tools.affect.face_attributes import NO_ATTRIBUTES, AgeGenderModel, FaceAttributeCache, FaceAttributes
-from tools.vision.emotion import (EMOTIONS, FER_ONNX, EmotionModel, EmotionSmoother, FerEmotion,
-                                  LandmarkEmotion, normalise)
+from tools.common.settings import ToolSettings, VisionSettings
+from tools.vision.emotion import (
+    EMOTIONS,
+    FER_ONNX,
+    EmotionModel,
+    EmotionSmoother,
+    FerEmotion,
+    LandmarkEmotion,
+    normalise,
+)
 from tools.vision.faces import Box, FaceFinder, FoundFace
 from tools.vision.gestures import GestureDebouncer, GestureRecognizer
-from tools.vision.images import as_bgr as as_bgr, load_image as load_image  # one loader; re-exported
+from tools.vision.images import as_bgr as as_bgr  # one loader; re-exported
+from tools.vision.images import load_image as load_image
 
 INDEX_TIP = 8
 
@@ -75,7 +83,7 @@ class FaceHandsAnalyser:
     scores); ``video=False`` treats each frame as an unrelated photo.
     """
 
-    def __init__(self, settings: Settings, video: bool = False, faces: bool = True, hands: bool = True) -> None:
+    def __init__(self, settings: ToolSettings, video: bool = False, faces: bool = True, hands: bool = True) -> None:
         import mediapipe as mp
 
         self.cfg: VisionSettings = settings.vision

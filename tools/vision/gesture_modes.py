@@ -18,7 +18,7 @@ from tools.base import MODES, ToolContext
 from tools.vision.gestures import GestureDebouncer
 
 if TYPE_CHECKING:
-    from agent.config import VisionSettings
+    from tools.common.settings import VisionSettings
     from tools.vision.state import Snapshot
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 from tools.vision.mlp import Classifier, NumpyMLP
 
 HERE = Path(__file__).resolve().parent

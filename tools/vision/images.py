@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from agent.errors import ErrorCode, MMChatError
+from tools.common.errors import ErrorCode, MMChatError
 
 
 def _bad(message: str) -> MMChatError:

@@ -21,7 +21,7 @@ from tools.base import ToolResult
 from tools.vision.detector import Box, Detection, ObjectDetector, match_label
 
 if TYPE_CHECKING:
-    from agent.config import DetectorSettings
+    from tools.common.settings import DetectorSettings
 
 _F = np.eye(8, dtype=np.float32) + np.eye(8, k=4, dtype=np.float32)  # x += v each frame
 _H = np.eye(4, 8, dtype=np.float32)

@@ -14,7 +14,7 @@ Encoding uses the face finder's boxes, so dlib's own detector never runs here.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -23,8 +23,7 @@ from tools.vision.detector import Detection
 from tools.vision.tracking import MultiObjectTracker, iou_matrix
 
 if TYPE_CHECKING:
-    from agent.config import FaceIdSettings, Settings
-    from agent.identity.face_classifier import FaceClassifier, FaceMatch
+    from tools.common.settings import FaceIdSettings
 
 log = logging.getLogger(__name__)
 TRACK_IOU, TRACK_MAX_MISSED = 0.3, 5  # a face track survives 5 frames without its face
@@ -33,6 +32,22 @@ JUMP_IOU = 0.5  # a face overlapping its track's last box less than this may be 
 
 class BoxEncoder(Protocol):
     def encode_boxes(self, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray: ...
+
+
+class FaceMatch(Protocol):
+    """One recognised face: the accepted ``user`` (None: unknown), the ``closest`` person, a ``score``."""
+
+    user: str | None
+    closest: str | None
+    score: float | None
+
+
+class FaceClassifier(Protocol):
+    """The enrolled faces (agent/identity/face_classifier.py builds one from the profiles)."""
+
+    names: list[str]
+
+    def predict(self, encodings: np.ndarray) -> Sequence[FaceMatch]: ...
 
 
 def dlib_box(box: Sequence[float]) -> tuple[int, int, int, int]:
@@ -44,35 +59,22 @@ def dlib_box(box: Sequence[float]) -> tuple[int, int, int, int]:
 class FaceNamer:
     """Names the faces of successive frames of one stream (or of unrelated stills)."""
 
-    def __init__(self, classifier: "FaceClassifier", encoder: BoxEncoder | None, cfg: "FaceIdSettings",
-                 video: bool) -> None:
+    def __init__(self, classifier: FaceClassifier, encoder: BoxEncoder | None, cfg: "FaceIdSettings",
+                 video: bool, make_encoder: Callable[[], BoxEncoder] | None = None) -> None:
+        """Without ``encoder``, ``make_encoder`` builds one at the first face (dlib loads only when needed)."""
+        if encoder is None and make_encoder is None:
+            raise TypeError("FaceNamer needs an encoder or make_encoder")
         self.classifier, self.cfg, self.video = classifier, cfg, video
-        self._encoder = encoder
+        self._encoder, self._make_encoder = encoder, make_encoder
         self.tracker = MultiObjectTracker(0.0, TRACK_IOU, TRACK_MAX_MISSED)
-        self.known: dict[int, tuple["FaceMatch", float]] = {}  # track id -> (last recognition, its time)
+        self.known: dict[int, tuple[FaceMatch, float]] = {}  # track id -> (last recognition, its time)
         self.recognised = 0  # faces encoded so far
-
-    @classmethod
-    def from_settings(cls, settings: "Settings", video: bool) -> "FaceNamer | None":
-        """A namer over the enrolled faces; None (logged) when the profiles cannot be read."""
-        from agent.errors import MMChatError
-        from agent.identity.face_classifier import ClassifierCache
-        from agent.identity.profiles import ProfileStore
-
-        store = ProfileStore(settings.path(settings.paths.profiles))
-        try:
-            clf, _ = ClassifierCache(store, settings.face_id).get()
-        except MMChatError as e:  # e.g. an unreadable profile: faces stay unnamed, perception goes on
-            log.warning("faces will not be named: %s", e)
-            return None
-        return cls(clf, None, settings.face_id, video)
 
     @property
     def encoder(self) -> BoxEncoder:
         if self._encoder is None:
-            from agent.identity.faces import DlibFaceEncoder
-
-            self._encoder = DlibFaceEncoder()
+            assert self._make_encoder is not None
+            self._encoder = self._make_encoder()
         return self._encoder
 
     def reset(self) -> None:

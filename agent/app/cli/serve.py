@@ -1,0 +1,31 @@
+"""``serve``: the HTTP API and browser page (agent/app/server.py)."""
+from __future__ import annotations
+
+import argparse
+
+from agent.common.config import Settings
+from tools.common.errors import MMChatError
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="HTTP API + browser UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--wait", type=float, default=None, metavar="S",
+                   help="seconds a request waits for the models before 503 (default: serve.lock_wait_s)")
+    p.set_defaults(handler=serve)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> None:
+    from agent.app.server import serve as run
+    from agent.identity.face_sync import sync_configured
+
+    sync_configured(settings)  # session.faces_dir, before the first request reads the profiles
+    if args.wait is not None:
+        if args.wait <= 0:
+            raise MMChatError(f"--wait must be positive, not {args.wait:g}")
+        settings = settings.model_copy(update={"serve": settings.serve.model_copy(update={"lock_wait_s": args.wait})})
+    scope = "this machine only" if args.host in ("127.0.0.1", "localhost", "::1") else "the network"
+    print(f"MMChat: binding {args.host}:{args.port} ({scope}); open http://{args.host}:{args.port}/ "
+          f"(Ctrl+C stops)", flush=True)
+    run(settings, args.host, args.port)

@@ -1,1 +1,0 @@
-"""Listening front end: audio sources, voice activity detection and the wake word."""

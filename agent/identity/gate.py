@@ -1,0 +1,277 @@
+"""The speaker check of the session: voice of the command + face in view, same enrolled user.
+
+Faces come from a FaceFeed: a video file synchronised with the audio (stream
+time = video time), a still image (cannot show liveness), the camera, or none.
+The decision itself reuses agent.identity.verify (best_voice, best_face, decide).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.common import phrases
+from agent.common.config import Settings
+from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
+from agent.identity.liveness import LivenessResult
+from agent.identity.profiles import Profile
+from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
+from tools.common.errors import ErrorCode, MMChatError
+
+STALE_CAMERA_S = 3.0  # no new camera frame for this long: the camera stopped
+VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+class FaceFeed(Protocol):
+    kind: str  # video | image | camera | none
+    still: bool  # a single photo: no liveness possible
+    path: Path | None  # the file shown (image, video); None for a camera or nothing
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        """Up to ``n`` BGR frames from the ``window_s`` before stream time ``t`` (empty: nothing in view)."""
+        ...
+
+    def sync(self, t0_monotonic: float) -> None:
+        """Stream time 0 is this moment on the monotonic clock (a live camera's frames are timed by it)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FeedBase:
+    """Defaults of the optional FaceFeed members: no file, no clock to sync, nothing to close."""
+
+    path: Path | None = None
+
+    def sync(self, t0_monotonic: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NoFace(FeedBase):
+    kind, still = "none", False
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        return []
+
+
+class ImageFace(FeedBase):
+    """One photo, shown all the time."""
+
+    kind, still = "image", True
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.frame = read_image_bgr(path)
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        return [self.frame]
+
+
+class VideoFace(FeedBase):
+    """A recording that runs alongside the audio; nothing in view after it ends."""
+
+    kind, still = "video", False
+
+    def __init__(self, path: str | Path) -> None:
+        import cv2
+
+        self.path = Path(path)
+        sample_video(path, 0.0, 0.1, 1)  # FaceError now if the file is unreadable
+        cap = cv2.VideoCapture(str(path))
+        self.duration = (cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) / (cap.get(cv2.CAP_PROP_FPS) or 1)
+        cap.release()
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        if t - window_s > self.duration:
+            return []
+        start = max(0.0, min(t, self.duration) - window_s)
+        return [f for _, f in sample_video(self.path, start, window_s, n)]
+
+
+class CameraFace(FeedBase):
+    """The live camera (a device, a stream URL, or a video file played as one), shared with the camera stage.
+
+    One reader: the camera stage reads the device through ``source`` (a TeeSource) and frames are
+    also kept in ``recent``; the gate samples the window before stream time ``t`` from there (``sync``
+    ties stream time 0 to the camera's monotonic clock when the session starts).
+    """
+
+    kind, still = "camera", False
+
+    def __init__(self, spec: str | int = 0, keep_s: float = 8.0) -> None:
+        from tools.vision.camera import RecentFrames, TeeSource, open_source
+
+        self.spec = spec
+        self.recent = RecentFrames(keep_s)
+        self.source = TeeSource(open_source(spec), self.recent.add)  # DEVICE / IMAGE_INVALID errors now
+        self.t0: float | None = None
+
+    def sync(self, t0_monotonic: float) -> None:
+        self.t0 = t0_monotonic
+
+    def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
+        newest = self.recent.newest()
+        silent = time.monotonic() - newest if newest is not None else None
+        if silent is None or silent > STALE_CAMERA_S:  # the reader stopped: say so rather than "no face"
+            raise MMChatError(f"camera stopped: no frame from {self.spec} for "
+                              f"{'ever' if silent is None else f'{silent:.0f} s'}", ErrorCode.DEVICE)
+        return self.recent.window(window_s, n, now=None if self.t0 is None else self.t0 + t)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
+                   live: bool = False, camera: str | None = None) -> FaceFeed:
+    """--video, else --face, else --camera (or ``session.camera`` when live), else ``session.face_fallback``,
+    else none."""
+    path = video or face
+    if path is None and (camera is not None or live):
+        return CameraFace(camera if camera is not None else settings.session.camera,
+                          keep_s=settings.session.face_window_s + 5.0)  # checks run a few seconds late at most
+    if path is None and settings.session.face_fallback:
+        fallback = settings.path(settings.session.face_fallback)
+        path = str(fallback) if fallback.is_file() else None
+    if path is None:
+        return NoFace()
+    return VideoFace(path) if Path(path).suffix.lower() in VIDEO_EXT else ImageFace(path)
+
+
+@dataclass
+class GateResult:
+    decision: str  # accept | reject
+    user: str | None
+    reason: str  # for the log
+    spoken: str  # one sentence for the user
+    details: dict[str, Any] = field(default_factory=dict)
+    prefs: dict[str, Any] = field(default_factory=dict)  # the accepted user's profile preferences
+    has_key: bool = False  # the user has a passphrase (agent.identity.audio_key: the next step of the unlock)
+
+    def as_event(self) -> dict[str, Any]:
+        return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
+
+    @property
+    def passed(self) -> bool:
+        """accept, or doubt (identity.challenge on_doubt: a challenge decides)."""
+        return self.decision in ("accept", "doubt") and self.user is not None
+
+
+class IdentityGate:
+    """Voice (the command audio) and face (the feed at that moment) against all profiles."""
+
+    def __init__(self, settings: Settings, feed: FaceFeed, checker: IdentityChecker | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.identity
+        self.session = settings.session
+        self.feed = feed
+        self.checker = checker or IdentityChecker(settings)
+
+    def warm_up(self) -> None:
+        """Load the voice and face models before the stream starts."""
+        _ = self.checker.voiceprint, self.checker.faces
+
+    def face_present(self, t: float) -> bool:
+        frames = self.feed.frames(t, 0.5, 1)
+        return any(self.checker.faces.scan(np.ascontiguousarray(f[:, :, ::-1])).boxes for f in frames)
+
+    def same_voice(self, audio: np.ndarray, user: str) -> tuple[bool, float | None]:
+        """A later turn: does this speech match ``user``'s voiceprint? (accepts, score)."""
+        profile = next((p for p in self.checker.store.load_all() if p.name == user), None)
+        if profile is None:
+            return False, None
+        try:
+            emb = self.checker.voice_embedding(audio)
+        except MMChatError as e:
+            if e.code is ErrorCode.NO_SPEECH:  # too little speech to judge: like a short utterance, it passes
+                return True, None
+            raise
+        m = best_voice(emb, [profile], self.cfg.voice_threshold)
+        return m.ok, m.value
+
+    def check(self, audio: np.ndarray, t: float) -> GateResult:
+        """The decision for the command audio at stream time ``t``; an accept carries the user's prefs."""
+        profiles = self.checker.store.load_all()
+        res = self._check(audio, t, profiles)
+        profile = next((p for p in profiles if p.name == res.user), None) if res.user else None
+        if profile is not None:
+            res.prefs, res.has_key = profile.prefs, profile.key is not None
+        return res
+
+    def _doubtful(self, vm: Match) -> bool:
+        """on_doubt: a voice score in the grey zone is challenged rather than decided."""
+        low, high = self.cfg.grey_zone
+        return self.cfg.challenge == "on_doubt" and vm.value is not None and low <= vm.value < high
+
+    def _no_face(self, vm: Match, reason: str, spoken: str, details: dict) -> GateResult:
+        """The face is missing: a refusal, or under on_doubt a challenge for the voice's user."""
+        if self.cfg.challenge == "on_doubt" and vm.ok:
+            return GateResult("doubt", vm.user, reason, "", details)
+        return GateResult("reject", None, reason, phrases.refusal(spoken), details)
+
+    def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> GateResult:
+        t0 = time.perf_counter()
+        cfg, details = self.cfg, {"face_source": self.feed.kind}
+        if not profiles:
+            return GateResult("reject", None, "no profiles enrolled", phrases.refusal(phrases.NOBODY_ENROLLED), details)
+        try:
+            vm = best_voice(self.checker.voice_embedding(audio), profiles, cfg.voice_threshold)
+        except MMChatError as e:
+            return GateResult("reject", None, f"voice: {e}", phrases.refusal(phrases.VOICE_TOO_SHORT), details)
+        details["voice_score"] = None if vm.value is None else round(vm.value, 4)
+        details["voice_user"] = vm.user
+        details.update(vm.explain("voice"))  # threshold, margin, normalisation: the decision explains itself
+        if self._doubtful(vm):
+            vm, details["voice_doubt"] = Match(vm.user, vm.value, True), True
+        if not vm.ok:
+            return self._done(vm, None, None, t0, details)
+        if not cfg.require_face:
+            return self._done(vm, None, None, t0, details)
+        if self.feed.kind == "none":
+            return self._no_face(vm, "face check unavailable: no --video, camera or session.face_fallback",
+                                 phrases.NO_CAMERA, details)
+        if self.feed.still and cfg.require_liveness and not self.session.allow_still_face:
+            return GateResult("reject", None, "face check refused: a still image cannot show liveness "
+                              "(identity.require_liveness; session.allow_still_face is off)",
+                              phrases.refusal(phrases.STILL_PHOTO), details)
+        try:
+            frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
+        except MMChatError as e:  # e.g. the camera stopped
+            return self._no_face(vm, f"face check failed: {e}", phrases.CAMERA_BROKEN, details)
+        encs = video_encodings([(0.0, f) for f in frames], self.checker.faces)
+        if not encs:
+            return self._no_face(vm, "no face in view", phrases.NO_FACE, details)
+        fm = best_face(encs, profiles, cfg.face_threshold)
+        details["face_distance"], details["face_user"] = round(fm.value, 4), fm.user
+        details.update(fm.explain("face"))
+        live = None
+        if cfg.require_liveness and not self.feed.still:
+            live = self.checker.liveness(self.feed.frames(t, self.session.face_window_s, cfg.liveness_frames))
+            details["liveness"] = live.as_json()
+        elif self.feed.still:
+            details["liveness"] = "not checked: still image (session.allow_still_face)"
+        return self._done(vm, fm, live, t0, details)
+
+    def _done(self, vm: Match, fm: Match | None, live: LivenessResult | None, t0: float,
+              details: dict) -> GateResult:
+        user, reason = decide(vm, fm, self.cfg.voice_threshold, self.cfg.face_threshold, live)
+        details["verify_s"] = round(time.perf_counter() - t0, 3)
+        if user:
+            return GateResult("doubt" if details.get("voice_doubt") else "accept", user, reason, "", details)
+        if not vm.ok:
+            spoken = phrases.refusal(phrases.VOICE_UNKNOWN)
+        elif fm is not None and not fm.ok:
+            spoken = phrases.refusal(phrases.FACE_MISMATCH)
+        elif live is not None and not live.live:
+            spoken = phrases.refusal(phrases.NOT_LIVE)
+        else:
+            spoken = phrases.refusal(phrases.DIFFERENT_PEOPLE)
+        return GateResult("reject", None, reason, spoken, details)
+
+
+__all__ = ["FaceError", "FaceFeed", "GateResult", "IdentityGate", "make_face_feed"]

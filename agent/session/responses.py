@@ -1,0 +1,56 @@
+"""The reply stage's job function: a ReplyJob through the one reply path into playback."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.session.stages import Stats
+from agent.speak.playback import AudioOut, Playback, PlaybackSink
+from agent.speak.reply import Reply, ReplyJob, ReplyKind, ReplyPath
+
+
+class Responses:
+    """The controller stage's job function: a ReplyJob through the one reply path into playback."""
+
+    def __init__(self, replies: ReplyPath, playback: Playback, out: AudioOut | None, run_dir: Path | None,
+                 stats: Stats, hold: threading.Event | None = None) -> None:
+        """``hold``: set while a reply runs (the camera stage slows down to leave the CPU to it)."""
+        self.replies, self.playback, self.out, self.hold = replies, playback, out, hold
+        self.run_dir, self.stats = run_dir, stats
+        self.current: PlaybackSink | None = None
+        self.n = 0
+
+    def __call__(self, job: ReplyJob) -> "Spoken":
+        sink = PlaybackSink(self.playback, threading.Event(), self.out)
+        self.current = sink
+        if self.hold is not None:
+            self.hold.set()
+        try:
+            reply = self.replies.run(job, sink, sink.cancel)
+        finally:
+            self.current = None
+            if self.hold is not None:
+                self.hold.clear()
+        if reply.first_audio_s is not None and job.kind is ReplyKind.REPLY:
+            self.stats.add("voice_to_voice", reply.first_audio_s)
+        audio = None
+        if self.run_dir is not None and sink.record.chunks:
+            self.n += 1
+            audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind.value}.wav"))
+        return Spoken(reply, audio)
+
+    def interrupt(self) -> bool:
+        sink = self.current
+        if sink is None or sink.cancel.is_set():
+            return False
+        sink.interrupt()
+        return True
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """A reply as the session logs it: what was heard, and where its audio was saved."""
+
+    reply: Reply
+    audio: str | None
