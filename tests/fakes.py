@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.common.audio_io import load_audio
-from agent.identity.gate import GateResult
+from agent.identity.verify import Decision
 from agent.session.runner import Parts, SessionRunner
 from agent.session.scripted import silence
 from agent.session.stages import make_source, make_vad, make_wake
@@ -43,8 +43,8 @@ class FakeGate:
     def check(self, audio, t):  # noqa: ANN001, ANN201
         self.calls += 1
         if self.accept:
-            return GateResult("accept", "demo", "fake accept", "")
-        return GateResult("reject", None, "fake reject", "Sorry, I can't unlock: fake.")
+            return Decision("accept", "demo", "fake accept", "")
+        return Decision("reject", None, "fake reject", "Sorry, I can't unlock: fake.")
 
     def face_present(self, t: float) -> bool:
         return self.face

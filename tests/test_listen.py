@@ -59,9 +59,9 @@ class _RejectGate:
     feed = None
 
     def check(self, audio, t):  # noqa: ANN001, ANN201
-        from agent.identity.gate import GateResult
+        from agent.identity.verify import Decision
 
-        return GateResult("reject", None, "test", "Sorry, I can't unlock: test.")
+        return Decision("reject", None, "test", "Sorry, I can't unlock: test.")
 
     def face_present(self, t: float) -> bool:
         return True

@@ -10,7 +10,7 @@ import queue
 import numpy as np
 
 from agent.common.config import load_settings
-from agent.identity.gate import GateResult
+from agent.identity.verify import Decision
 from agent.session.conductor import Conductor
 from agent.session.stages import Busy, Pause, Stage, StageResult, Utterance
 from agent.session.state import Session
@@ -46,7 +46,7 @@ def test_turn_ending_at_the_pause_uses_the_early_transcript():
     (verify_job,) = _drain(c.gate_q)
     assert isinstance(verify_job, VerifyJob) and asr_job.end == 2.0
     c.on_result(StageResult(Stage.ASR, asr_job, "what time is it"))
-    c.on_result(StageResult(Stage.VERIFY, verify_job, GateResult("accept", "sam", "ok", "")))
+    c.on_result(StageResult(Stage.VERIFY, verify_job, Decision("accept", "sam", "ok", "")))
     assert c.speak_q.empty()  # the turn has not ended yet: nothing is answered
     c.on_utterance(Utterance(0.0, 2.0, _audio(2.3), 1))
     assert _drain(c.asr_q) == [] and _drain(c.gate_q) == []  # no second ASR or voice check
@@ -60,7 +60,7 @@ def test_user_going_on_after_the_pause_is_transcribed_whole_and_the_early_result
     c.on_pause(Pause(0.0, 2.0, _audio(2.24), 1))
     (early,) = _drain(c.asr_q)
     (verify_job,) = _drain(c.gate_q)
-    c.on_result(StageResult(Stage.VERIFY, verify_job, GateResult("accept", "sam", "ok", "")))
+    c.on_result(StageResult(Stage.VERIFY, verify_job, Decision("accept", "sam", "ok", "")))
     c.on_utterance(Utterance(0.0, 3.5, _audio(3.8), 1))  # more speech after the pause
     (whole,) = _drain(c.asr_q)
     assert whole.end == 3.5
@@ -75,7 +75,7 @@ def test_refusal_waits_for_the_end_of_the_turn():
     c.on_pause(Pause(0.0, 2.0, _audio(2.24), 1))
     _drain(c.asr_q)
     (verify_job,) = _drain(c.gate_q)
-    c.on_result(StageResult(Stage.VERIFY, verify_job, GateResult("reject", None, "voice", "Sorry, not you.")))
+    c.on_result(StageResult(Stage.VERIFY, verify_job, Decision("reject", None, "voice", "Sorry, not you.")))
     assert c.speak_q.empty()  # not said over the speaker's own sentence
     c.on_utterance(Utterance(0.0, 2.0, _audio(2.3), 1))
     job = c.speak_q.get_nowait()
@@ -92,7 +92,7 @@ def test_stream_time_waits_while_the_turn_is_prepared():
     (asr_job,) = _drain(c.asr_q)
     (verify_job,) = _drain(c.gate_q)
     c.on_result(StageResult(Stage.ASR, asr_job, "what time is it"))
-    c.on_result(StageResult(Stage.VERIFY, verify_job, GateResult("accept", "sam", "ok", "")))
+    c.on_result(StageResult(Stage.VERIFY, verify_job, Decision("accept", "sam", "ok", "")))
     c.busy.add(-c.busy.n)  # both results were handed back (the session thread's finally does this)
     c.on_utterance(Utterance(0.0, 2.0, _audio(2.3), 1))
     assert seen == [True]

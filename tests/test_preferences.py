@@ -12,7 +12,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from agent.common.config import ControllerSettings, load_settings
-from agent.identity.gate import GateResult
+from agent.identity.verify import Decision
 from agent.identity.preferences import Preferences
 from agent.session.conductor import Conductor
 from agent.session.responses import Responses
@@ -129,7 +129,7 @@ def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]
     session.wake(0.0, 0.9, "hey jarvis")
     utt = Utterance(0.0, 2.0, np.zeros(32000, np.float32), id=1)
     c.on_utterance(utt)  # the command's turn ends: its voice check and ASR are queued
-    c.on_result(StageResult(Stage.VERIFY, VerifyJob(utt), GateResult("accept", "sam", "voice and face match sam",
+    c.on_result(StageResult(Stage.VERIFY, VerifyJob(utt), Decision("accept", "sam", "voice and face match sam",
                                                                     "", prefs=prefs)))
     c.on_result(StageResult(Stage.ASR, utt, "what time is it"))
     return c, responses, tts, ctl

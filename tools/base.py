@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 Mode = Literal["conversation", "tracking", "mapping", "privacy", "sleep"]
 MODES: tuple[str, ...] = ("conversation", "tracking", "mapping", "privacy", "sleep")
@@ -56,6 +56,19 @@ class ToolContext:
         self._lock = threading.Lock()
         self.listeners: list = []  # callables(mode) told of each mode change
         self.affect: dict | None = None  # the current turn's fused emotion (face + words), for read_emotion
+
+    def saved(self, *names: str) -> Callable[[], None]:
+        """Remember these attributes now; the returned function puts them back.
+
+        A stage installs its service on the context on entry and restores what was there on exit.
+        """
+        before = {n: getattr(self, n) for n in names}
+
+        def restore() -> None:
+            for name, value in before.items():
+                setattr(self, name, value)
+
+        return restore
 
     @property
     def mode(self) -> str:

@@ -42,7 +42,8 @@ KEEP_REPLIES = 50  # reply WAVs kept under runs/serve (older ones are deleted)
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 UPLOAD_TYPES = ("audio/", "video/", "image/", "application/octet-stream", "application/json")
 STATUS = {ErrorCode.DEVICE: 503, ErrorCode.BACKEND_UNAVAILABLE: 503, ErrorCode.LLM_FAILED: 502,
-          ErrorCode.MODEL_MISSING: 500}
+          ErrorCode.MODEL_MISSING: 500, ErrorCode.UNAUTHORIZED: 401, ErrorCode.LOCKED: 403}
+GATED = ("/api/ask", "/api/ask_image", "/api/turn")  # turns: on a network, only from an unlocked live session
 
 
 class Service:
@@ -126,14 +127,14 @@ class Service:
         """An uploaded photo is what the camera sees during this request; yields the main face's emotion."""
         from tools.vision.state import PerceptionService
 
-        previous = self.ctx.perception
+        restore = self.ctx.saved("perception")
         try:
             if image is not None:
                 self.processor.process_image(self._image(image))
                 self.ctx.perception = PerceptionService(self.processor.state)
             yield self.ctx.perception.user_emotion() if image is not None and self.ctx.perception else None
         finally:
-            self.ctx.perception = previous
+            restore()
 
     # -- the endpoints' work ---------------------------------------------------------------------
     def ask(self, text: str, emotion: str | None, image: bytes | None) -> dict[str, Any]:
@@ -208,12 +209,22 @@ def _emotion(value: Any) -> str | None:
     return str(value)
 
 
-def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | None = None) -> FastAPI:
-    """``hosts``: Host names served (default: this machine's; ``["*"]`` when bound to a network)."""
+def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | None = None,
+               token: str | None = None, preload: bool = False) -> FastAPI:
+    """``hosts``: Host names served (default: this machine's; ``["*"]`` when bound to a network).
+
+    ``token``: every request must carry this pairing token (agent/app/secure.py), and turns are
+    answered only for a live session unlocked by voice and face (``?client=``); ``preload``: load
+    the live sessions' models now rather than at the first connection.
+    """
+    from agent.app.rtc.hub import RtcHub, add_rtc_routes
+    from agent.app.rtc.shared import SharedModels
+
     svc = Service(settings, assistant)
+    hub = RtcHub(settings, SharedModels(settings, svc.assistant, svc.lock))
     limit = settings.controller.max_user_chars
     app = FastAPI(title="MMChat", description="Local, offline multimodal voice assistant")
-    app.state.service = svc
+    app.state.service, app.state.rtc = svc, hub
     document_bodies(app)  # agent/app/server_openapi.py: the raw-body endpoints' request bodies
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or LOCAL_HOSTS)
 
@@ -224,6 +235,21 @@ def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | Non
             return JSONResponse({"error": "send JSON, audio, an image or application/octet-stream",
                                  "code": ErrorCode.BAD_INPUT.value}, status_code=415)
         return await call_next(request)
+
+    if token is not None:
+        @app.middleware("http")
+        async def gated_turns(request: Request, call_next: Any) -> Any:
+            if request.url.path in GATED and not hub.active(request.query_params.get("client")):
+                return JSONResponse({"error": "locked: from another machine, a turn needs its live session "
+                                              "(?client=) unlocked by voice and face first",
+                                     "code": ErrorCode.LOCKED.value}, status_code=403)
+            return await call_next(request)
+
+        from agent.app.secure import require_token
+
+        require_token(app, token)  # outermost: nothing is answered without the token
+    if preload:
+        threading.Thread(target=hub.shared.load, name="rtc-preload", daemon=True).start()
 
     @app.exception_handler(MMChatError)
     async def _typed(_: Request, e: MMChatError) -> JSONResponse:
@@ -245,6 +271,15 @@ def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | Non
     from agent.app.server_affect import add_affect_routes
 
     add_affect_routes(app, svc, body, _json)
+    add_rtc_routes(app, hub, _json)
+
+    @app.get("/live", response_class=HTMLResponse)
+    async def live_page() -> str:
+        return (WEB / "live.html").read_text(encoding="utf-8")
+
+    @app.get("/web/live.js")
+    async def live_js() -> FileResponse:
+        return FileResponse(WEB / "live.js", media_type="text/javascript")
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -293,8 +328,11 @@ def create_app(settings: Settings, assistant: Any = None, hosts: list[str] | Non
     return app
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: Settings, host: str, port: int, token: str | None = None, tls: tuple[Path, Path] | None = None) -> None:
+    """``token``/``tls``: set when bound to a network (agent/app/cli/serve.py makes them)."""
     import uvicorn
 
-    local = host in ("127.0.0.1", "localhost", "::1")
-    uvicorn.run(create_app(settings, hosts=None if local else ["*"]), host=host, port=port, log_level="warning")
+    local = host in LOCAL_HOSTS
+    app = create_app(settings, hosts=None if local else ["*"], token=token, preload=True)
+    ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    uvicorn.run(app, host=host, port=port, log_level="warning", **ssl)

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from agent.common.model_profiles import Profile, apply_profile
 from tools.common.errors import ConfigError
 from tools.common.settings import (
     AffectSettings,
@@ -52,6 +53,8 @@ class ASRSettings(FrozenModel):
     beam_size: int = Field(1, ge=1, le=10)
     language: str = "en"
     cpu_threads: int = Field(2, ge=1, le=64)
+    # CTranslate2 compute type: the shipped fp16 weights are converted to it at load
+    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
 
 
 class TTSSettings(FrozenModel):
@@ -64,6 +67,8 @@ class ControllerSettings(FrozenModel):
     default_emotion: Emotion = "neutral"
     max_user_chars: int = Field(2000, ge=20)
     router: bool = True  # MiniLM semantic router beside the LLM (agent/think/router.py)
+    # torch (sentence-transformers) | torch-int8 (dynamic int8 Linear) | onnx | onnx-int8dyn (onnxruntime)
+    router_model: Literal["torch", "torch-int8", "onnx", "onnx-int8dyn"] = "torch"
     router_accept: float = Field(0.6, ge=0, le=1)
     router_accept_margin: float = Field(0.2, ge=0, le=1)
     router_swap_margin: float = Field(0.15, ge=0, le=1)
@@ -110,6 +115,8 @@ class IdentitySettings(FrozenModel):
 
     voice_threshold: float = Field(0.45, ge=-1.0, le=1.0)  # ECAPA cosine, >= accepts; same-channel trials (eer.py)
     min_speech_s: float = Field(1.0, ge=0.1, le=30.0)  # speech needed in a voice sample
+    # ECAPA's embedding network: torch (speechbrain) | onnx | onnx-int8dyn (onnxruntime, built at install)
+    voiceprint_model: Literal["torch", "onnx", "onnx-int8dyn"] = "torch"
     face_threshold: float = Field(0.6, gt=0.0, le=2.0)  # dlib 128-d distance; <= accepts
     face_upsample: int = Field(1, ge=0, le=3)  # HOG upsampling (finds smaller faces, slower)
     video_start_s: float = Field(0.0, ge=0.0)  # window of a probe video that is examined
@@ -170,6 +177,8 @@ class ServeSettings(FrozenModel):
     """``main.py serve`` (agent/app/server.py)."""
 
     lock_wait_s: float = Field(120.0, gt=0.0, le=3600.0)  # a request waits this long for the models, then 503
+    max_clients: int = Field(4, ge=1, le=64)  # live browser sessions at once (agent/app/rtc); more get 503
+    rtc_max_width: int = Field(960, ge=160, le=3840)  # browser camera frames are scaled down to this width
 
 
 # Sections for later stages are defined above this line (one FrozenModel each)
@@ -177,6 +186,7 @@ class ServeSettings(FrozenModel):
 
 
 class Settings(FrozenModel):
+    profile: Profile = "balanced"  # the model variants (agent/common/model_profiles.py); keys set here win
     llm: LLMSettings = LLMSettings()
     asr: ASRSettings = ASRSettings()
     tts: TTSSettings = TTSSettings()
@@ -223,8 +233,12 @@ def _key(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def load_settings(path: str | Path | None = "config.yaml", overrides: dict | None = None) -> Settings:
-    """Read and validate a YAML config; raise ConfigError naming the bad key."""
+def load_settings(path: str | Path | None = "config.yaml", overrides: dict | None = None,
+                  profile: str | None = None) -> Settings:
+    """Read and validate a YAML config; raise ConfigError naming the bad key.
+
+    The profile (``profile`` here, else the file's ``profile`` key) fills in the model keys the
+    file leaves out; ``overrides`` ({section: {key: value}}) win over both."""
     data: dict = {}
     name = str(path) if path else "(defaults)"
     if path is not None:
@@ -242,6 +256,7 @@ def load_settings(path: str | Path | None = "config.yaml", overrides: dict | Non
         root = p.resolve().parent
     else:
         root = Path(__file__).resolve().parents[2]
+    data = apply_profile(data, profile)
     for section, values in (overrides or {}).items():
         data.setdefault(section, {})
         if isinstance(data[section], dict):

@@ -9,9 +9,20 @@ LLM_FILES = {
     "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k.gguf",
     "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
 }
+# Re-quantised at install time by scripts/quantise_models.py (llama.cpp's quantiser): name -> (source, type)
+LLM_QUANTS = {
+    "qwen2.5-coder-1.5b-q4_0": ("qwen2.5-coder-1.5b", "Q4_0"),
+    "qwen2.5-coder-1.5b-q3_k_m": ("qwen2.5-coder-1.5b", "Q3_K_M"),
+    "qwen2.5-coder-1.5b-q2_k": ("qwen2.5-coder-1.5b", "Q2_K"),
+}
+LLM_FILES.update({name: f"qwen2.5-coder-1.5b-instruct-{kind.lower()}.gguf" for name, (_, kind) in LLM_QUANTS.items()})
 WHISPER_DIRS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
 PIPER_VOICES = {"en_US-joe-medium": "piper/en_US-joe-medium.onnx"}
 ECAPA_DIR = "ecapa-voxceleb"
+# identity.voiceprint_model -> file in ECAPA_DIR (the ONNX ones built by scripts/quantise_models.py)
+ECAPA_NETWORKS = {"torch": "embedding_model.ckpt", "onnx": "embedding.onnx", "onnx-int8dyn": "embedding-int8dyn.onnx"}
+MINILM_DIR = "minilm"  # controller.router_model onnx variants (scripts/quantise_models.py)
+MINILM_FILES = {"onnx": "minilm.onnx", "onnx-int8dyn": "minilm-int8dyn.onnx"}
 
 _HINT = "run the set-up (make run, or scripts/install.sh) to fetch it"
 

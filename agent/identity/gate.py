@@ -7,9 +7,8 @@ The decision itself reuses agent.identity.verify (best_voice, best_face, decide)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from agent.common.config import Settings
 from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
 from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
-from agent.identity.verify import IdentityChecker, Match, best_face, best_voice, decide
+from agent.identity.verify import Decision, IdentityChecker, Match, best_face, best_voice, decide
 from tools.common.errors import ErrorCode, MMChatError
 
 STALE_CAMERA_S = 3.0  # no new camera frame for this long: the camera stopped
@@ -143,25 +142,6 @@ def make_face_feed(settings: Settings, video: str | None = None, face: str | Non
     return VideoFace(path) if Path(path).suffix.lower() in VIDEO_EXT else ImageFace(path)
 
 
-@dataclass
-class GateResult:
-    decision: str  # accept | reject
-    user: str | None
-    reason: str  # for the log
-    spoken: str  # one sentence for the user
-    details: dict[str, Any] = field(default_factory=dict)
-    prefs: dict[str, Any] = field(default_factory=dict)  # the accepted user's profile preferences
-    has_key: bool = False  # the user has a passphrase (agent.identity.audio_key: the next step of the unlock)
-
-    def as_event(self) -> dict[str, Any]:
-        return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
-
-    @property
-    def passed(self) -> bool:
-        """accept, or doubt (identity.challenge on_doubt: a challenge decides)."""
-        return self.decision in ("accept", "doubt") and self.user is not None
-
-
 class IdentityGate:
     """Voice (the command audio) and face (the feed at that moment) against all profiles."""
 
@@ -194,7 +174,7 @@ class IdentityGate:
         m = best_voice(emb, [profile], self.cfg.voice_threshold)
         return m.ok, m.value
 
-    def check(self, audio: np.ndarray, t: float) -> GateResult:
+    def check(self, audio: np.ndarray, t: float) -> Decision:
         """The decision for the command audio at stream time ``t``; an accept carries the user's prefs."""
         profiles = self.checker.store.load_all()
         res = self._check(audio, t, profiles)
@@ -208,21 +188,21 @@ class IdentityGate:
         low, high = self.cfg.grey_zone
         return self.cfg.challenge == "on_doubt" and vm.value is not None and low <= vm.value < high
 
-    def _no_face(self, vm: Match, reason: str, spoken: str, details: dict) -> GateResult:
+    def _no_face(self, vm: Match, reason: str, spoken: str, details: dict) -> Decision:
         """The face is missing: a refusal, or under on_doubt a challenge for the voice's user."""
         if self.cfg.challenge == "on_doubt" and vm.ok:
-            return GateResult("doubt", vm.user, reason, "", details)
-        return GateResult("reject", None, reason, phrases.refusal(spoken), details)
+            return Decision("doubt", vm.user, reason, "", details)
+        return Decision("reject", None, reason, phrases.refusal(spoken), details)
 
-    def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> GateResult:
+    def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> Decision:
         t0 = time.perf_counter()
         cfg, details = self.cfg, {"face_source": self.feed.kind}
         if not profiles:
-            return GateResult("reject", None, "no profiles enrolled", phrases.refusal(phrases.NOBODY_ENROLLED), details)
+            return Decision("reject", None, "no profiles enrolled", phrases.refusal(phrases.NOBODY_ENROLLED), details)
         try:
             vm = best_voice(self.checker.voice_embedding(audio), profiles, cfg.voice_threshold)
         except MMChatError as e:
-            return GateResult("reject", None, f"voice: {e}", phrases.refusal(phrases.VOICE_TOO_SHORT), details)
+            return Decision("reject", None, f"voice: {e}", phrases.refusal(phrases.VOICE_TOO_SHORT), details)
         details["voice_score"] = None if vm.value is None else round(vm.value, 4)
         details["voice_user"] = vm.user
         details.update(vm.explain("voice"))  # threshold, margin, normalisation: the decision explains itself
@@ -236,7 +216,7 @@ class IdentityGate:
             return self._no_face(vm, "face check unavailable: no --video, camera or session.face_fallback",
                                  phrases.NO_CAMERA, details)
         if self.feed.still and cfg.require_liveness and not self.session.allow_still_face:
-            return GateResult("reject", None, "face check refused: a still image cannot show liveness "
+            return Decision("reject", None, "face check refused: a still image cannot show liveness "
                               "(identity.require_liveness; session.allow_still_face is off)",
                               phrases.refusal(phrases.STILL_PHOTO), details)
         try:
@@ -258,11 +238,11 @@ class IdentityGate:
         return self._done(vm, fm, live, t0, details)
 
     def _done(self, vm: Match, fm: Match | None, live: LivenessResult | None, t0: float,
-              details: dict) -> GateResult:
+              details: dict) -> Decision:
         user, reason = decide(vm, fm, self.cfg.voice_threshold, self.cfg.face_threshold, live)
         details["verify_s"] = round(time.perf_counter() - t0, 3)
         if user:
-            return GateResult("doubt" if details.get("voice_doubt") else "accept", user, reason, "", details)
+            return Decision("doubt" if details.get("voice_doubt") else "accept", user, reason, "", details)
         if not vm.ok:
             spoken = phrases.refusal(phrases.VOICE_UNKNOWN)
         elif fm is not None and not fm.ok:
@@ -271,7 +251,7 @@ class IdentityGate:
             spoken = phrases.refusal(phrases.NOT_LIVE)
         else:
             spoken = phrases.refusal(phrases.DIFFERENT_PEOPLE)
-        return GateResult("reject", None, reason, spoken, details)
+        return Decision("reject", None, reason, spoken, details)
 
 
-__all__ = ["FaceError", "FaceFeed", "GateResult", "IdentityGate", "make_face_feed"]
+__all__ = ["FaceError", "FaceFeed", "Decision", "IdentityGate", "make_face_feed"]

@@ -51,13 +51,27 @@ class Match:
 
 @dataclass
 class Decision:
+    """The one identity decision: ``verify`` (CLI, server) and the session's gate both return it."""
+
+    decision: str  # accept | reject | doubt (identity.challenge on_doubt: a challenge decides)
     user: str | None
-    decision: str  # accept | reject
-    reason: str
+    reason: str  # for the log
+    spoken: str = ""  # the gate's one sentence for the user (a refusal)
+    details: dict[str, Any] = field(default_factory=dict)  # scores, thresholds, margins (session event)
+    prefs: dict[str, Any] = field(default_factory=dict)  # the accepted user's profile preferences
+    has_key: bool = False  # the user has a passphrase (agent.identity.audio_key: the next step of the unlock)
     voice: Match | None = None
     face: Match | None = None
     liveness: LivenessResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def as_event(self) -> dict[str, Any]:
+        return {"decision": self.decision, "user": self.user, "reason": self.reason, **self.details}
+
+    @property
+    def passed(self) -> bool:
+        """accept, or doubt (a challenge decides)."""
+        return self.decision in ("accept", "doubt") and self.user is not None
 
     def as_json(self) -> dict[str, Any]:
         def r(m: Match | None, nd: int) -> float | None:
@@ -203,9 +217,9 @@ class IdentityChecker:
                 live = self.liveness([f for _, f in sample_video(video, start, window, cfg.liveness_frames)])
                 timings["liveness_s"] = time.perf_counter() - t0
         if not profiles:
-            return Decision(None, "reject", "no profiles enrolled", vm, fm, live, timings)
+            return Decision("reject", None, "no profiles enrolled", voice=vm, face=fm, liveness=live, timings=timings)
         user, reason = decide(vm, fm, cfg.voice_threshold, cfg.face_threshold, live)
-        return Decision(user, "accept" if user else "reject", reason, vm, fm, live, timings)
+        return Decision("accept" if user else "reject", user, reason, voice=vm, face=fm, liveness=live, timings=timings)
 
     def liveness(self, frames: list[np.ndarray]) -> LivenessResult:
         mesh = MediaPipeFaceMesh()

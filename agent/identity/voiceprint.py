@@ -13,11 +13,12 @@ import sys
 import threading
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
 from tools.common.errors import AudioError, ErrorCode, ModelMissingError
+from agent.common.models import ECAPA_DIR, ECAPA_NETWORKS
 from tools.common.pcm import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ECAPA_DIR = "ecapa-voxceleb"
 _lock = threading.Lock()
 
 
@@ -100,15 +100,20 @@ def _forget_lazy_modules() -> None:
 
 
 class EcapaVoiceprint:
-    """ECAPA-TDNN speaker embeddings (192-d) on CPU with one thread."""
+    """ECAPA-TDNN speaker embeddings (192-d) on CPU with one thread.
+
+    ``network`` (``identity.voiceprint_model``): ``torch`` runs speechbrain's embedding network;
+    ``onnx`` / ``onnx-int8dyn`` run its ONNX export (fp32, dynamic int8) built at install time by
+    scripts/quantise_models.py. The filterbank features are speechbrain's in every case.
+    """
 
     name = "ecapa-voxceleb"
 
-    def __init__(self, model_dir: str | Path, threads: int = 1) -> None:
+    def __init__(self, model_dir: str | Path, threads: int = 1, network: str = "torch") -> None:
         model_dir = Path(model_dir)
-        ckpt = model_dir / "embedding_model.ckpt"
-        if not (ckpt.is_file() and (model_dir / "hyperparams.yaml").is_file()):
-            raise ModelMissingError(f"ECAPA model not found in {model_dir}: run scripts/install.sh")
+        weights = model_dir / ECAPA_NETWORKS.get(network, "?")
+        if not (weights.is_file() and (model_dir / "hyperparams.yaml").is_file()):
+            raise ModelMissingError(f"ECAPA model '{network}' not found in {model_dir}: run scripts/install.sh")
         _stub_broken_torchaudio()
         import torch
         from hyperpyyaml import load_hyperpyyaml
@@ -120,24 +125,42 @@ class EcapaVoiceprint:
             hp = load_hyperpyyaml(f, overrides={"pretrained_path": str(model_dir)})
         self._features = hp["compute_features"]
         self._norm = hp["mean_var_norm"]
-        self._model = hp["embedding_model"]
-        self._model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
-        self._model.eval()
+        self.network: Callable[[Any], Any]
+        if network == "torch":
+            model = hp["embedding_model"]
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            self.network = model.eval()
+        else:
+            self.network = _onnx_network(weights, threads)
+        del hp
         _forget_lazy_modules()
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "EcapaVoiceprint":
-        return cls(settings.models_dir / ECAPA_DIR)
+        return cls(settings.models_dir / ECAPA_DIR, network=settings.identity.voiceprint_model)
+
+    def features(self, audio: np.ndarray) -> Any:
+        """float32 mono 16 kHz audio -> the network's input: normalised filterbanks, (1, frames, 80)."""
+        torch = self._torch
+        with torch.inference_mode():
+            wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+            return self._norm(self._features(wav), torch.ones(1))
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """float32 mono 16 kHz audio -> L2-normalised 192-d embedding."""
         a = np.asarray(audio, dtype=np.float32).ravel()
         if a.size < SAMPLE_RATE // 10 or not np.isfinite(a).all():
             raise AudioError("audio too short or invalid for a voiceprint", ErrorCode.AUDIO_EMPTY)
-        torch = self._torch
-        with _lock, torch.inference_mode():
-            wav = torch.from_numpy(a)[None]
-            lens = torch.ones(1)
-            feats = self._norm(self._features(wav), lens)
-            emb = self._model(feats, lens)
-        return _unit(emb.numpy())
+        with _lock, self._torch.inference_mode():
+            emb = self.network(self.features(a))
+        return _unit(np.asarray(emb))
+
+
+def _onnx_network(path: Path, threads: int) -> Callable[[Any], np.ndarray]:
+    """An onnxruntime session as a function of the feature tensor."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda feats: session.run(None, {"feats": feats.numpy()})[0]

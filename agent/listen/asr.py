@@ -27,7 +27,7 @@ class ASR(Protocol):
 
 
 class WhisperASR:
-    """faster-whisper (CTranslate2, int8 on CPU), greedy and timestamp-free for speed.
+    """faster-whisper (CTranslate2, ``asr.compute_type`` on CPU), greedy and timestamp-free for speed.
 
     Silero VAD (bundled with faster-whisper) drops non-speech first, so noise or
     silence gives a ``no-speech`` error instead of a hallucinated sentence.
@@ -38,7 +38,7 @@ class WhisperASR:
 
         self.settings = settings
         path = model_path(models_dir, WHISPER_DIRS, settings.model, "whisper model")
-        self.model = WhisperModel(str(path), device="cpu", compute_type="int8",
+        self.model = WhisperModel(str(path), device="cpu", compute_type=settings.compute_type,
                                   cpu_threads=settings.cpu_threads)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:

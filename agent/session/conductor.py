@@ -30,7 +30,7 @@ from typing import Any
 
 from agent.common.phrases import CHECK_FAILED, GOODBYE, SPOKEN_ERRORS, refusal
 from agent.identity.audio_key import KeyPolicy
-from agent.identity.gate import GateResult
+from agent.identity.verify import Decision
 from agent.identity.preferences import Preferences
 from agent.session.events import EventType
 from agent.session.key_steps import KeySteps
@@ -253,7 +253,7 @@ class Conductor:
 
     def on_verified(self, r: StageResult) -> None:
         u: Utterance = r.job.utt
-        res: GateResult = r.value if r.error is None else GateResult(
+        res: Decision = r.value if r.error is None else Decision(
             "reject", None, f"speaker check failed: {r.error}", refusal(CHECK_FAILED))
         if self.key and self.key.after_gate(u, res):
             return

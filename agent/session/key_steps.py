@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.common.phrases import CHALLENGE_LATE, CHALLENGE_REFUSED, PASSPHRASE_REFUSED, UNLOCKED
 from agent.identity.audio_key import KeyPolicy, KeyResult, PhraseJob
-from agent.identity.gate import GateResult
+from agent.identity.verify import Decision
 from agent.identity.preferences import Preferences
 from agent.session.events import EventType
 from agent.session.stages import Stage, StageResult, Utterance, WakeHit
@@ -74,7 +74,7 @@ class KeySteps:
             self.c.say(ReplyKind.REFUSAL, wait_text(left), time.perf_counter())
         return True
 
-    def after_gate(self, u: Utterance, res: GateResult) -> bool:
+    def after_gate(self, u: Utterance, res: Decision) -> bool:
         """True if the key steps take the gate result over (a refusal, or more steps to come)."""
         c, t = self.c, u.end
         p = c.pending.get(u.id)
@@ -206,7 +206,7 @@ class KeySteps:
         c = self.c
         p = c.pending[uid]
         assert p.key is not None
-        res: GateResult = p.key.res
+        res: Decision = p.key.res
         self.policy.passed()
         if not c.s.unlock(t, res.user or ""):
             return

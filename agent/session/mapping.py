@@ -29,7 +29,7 @@ class MapHook:
                  intrinsics: str | None = None, detect: bool = True) -> None:
         self.settings, self.ctx, self.frames, self.video, self.detect = settings, ctx, frames, video, detect
         self.stage: MappingStage | None = None
-        self._previous = ctx.map_query
+        self._restore = ctx.saved("map_query")
         self.K: np.ndarray | None = None
         self.size: tuple[int, int] | None = None
         if frames or video:
@@ -58,7 +58,7 @@ class MapHook:
         return stage
 
     def __exit__(self, *exc: object) -> None:
-        self.ctx.map_query = self._previous
+        self._restore()
 
     def report(self) -> dict[str, Any]:
         """The map's counts for the command's JSON (empty when nothing was mapped)."""

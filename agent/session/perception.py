@@ -45,11 +45,12 @@ class PerceptionHook:
         self.stage: CameraStage | None = None
         self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
         self.mapping: MappingStage | None = None
+        self.make_processor = build_frame_processor  # (settings, video) -> FrameProcessor; the server's live
+        # sessions swap in one over their shared models (agent/app/rtc/shared.py)
         if mapping and self.source is not None:  # SLAM beside perception on the same frames (mapping mode only)
             self.mapping = MappingStage.for_camera(settings.slam)  # shares the processor's detector on entry
             self.source = TeeSource(self.source, self.mapping.offer)
-        self._previous = ctx.perception
-        self._previous_map = ctx.map_query
+        self._restore = ctx.saved("perception", "map_query")
 
     def __enter__(self) -> PerceptionService | None:
         if self.image_array is None and self.source is None:
@@ -61,7 +62,7 @@ class PerceptionHook:
             raise
 
     def _enter(self) -> PerceptionService:
-        processor = build_frame_processor(self.settings, video=self.source is not None)
+        processor = self.make_processor(self.settings, video=self.source is not None)
         if self.gestures is not None:
             processor.listeners.append(self.gestures.observe)
         if self.image_array is not None:
@@ -78,12 +79,11 @@ class PerceptionHook:
         return self.ctx.perception
 
     def __exit__(self, *exc: object) -> None:
-        self.ctx.perception = self._previous
+        self._restore()
         if self.mapping is not None:
             self.mapping.stop()
             if self.mapping.on_mode in self.ctx.listeners:
                 self.ctx.listeners.remove(self.mapping.on_mode)
-            self.ctx.map_query = self._previous_map
         if self.stage is not None:
             self.stage.stop()
         elif self.source is not None:

@@ -82,18 +82,19 @@ class Parts:
 
 def build_parts(settings: Settings, audio: str | np.ndarray | Iterable | None = None, video: str | None = None,
                 face: str | None = None, live: bool = False, realtime: bool = False, assistant: Any = None,
-                gate: Any = None, feed: Any = None, camera: str | None = None) -> Parts:
+                gate: Any = None, feed: Any = None, camera: str | None = None, checker: Any = None) -> Parts:
     """Stages from config.yaml: file or mic source, WAV or speaker output, the real models.
 
     ``feed``: the face feed, already opened (``make_face_feed``, so a bad --video/--face fails before any model
-    loads); else made here from ``video``/``face``.
+    loads); else made here from ``video``/``face``. ``checker``: the gate's IdentityChecker (models already
+    loaded, e.g. shared by the server's live sessions); None: the gate loads its own.
     """
     from agent.identity.gate import make_face_feed
     from agent.session.assistant import Assistant
 
     feed = feed if feed is not None or gate is not None else make_face_feed(settings, video, face, live, camera)
     try:
-        return _parts(settings, audio, live, realtime, assistant or Assistant(settings), gate, feed)
+        return _parts(settings, audio, live, realtime, assistant or Assistant(settings), gate, feed, checker)
     except BaseException:
         close_feed(feed)  # a camera opened for this session must not stay open
         raise
@@ -105,7 +106,7 @@ def close_feed(feed: FaceFeed | None) -> None:
 
 
 def _parts(settings: Settings, audio: Any, live: bool, realtime: bool, assistant: Any, gate: Any,
-           feed: Any) -> Parts:
+           feed: Any, checker: Any = None) -> Parts:
     from agent.identity.gate import IdentityGate
 
     turns, voiced = make_vad(settings)
@@ -115,7 +116,7 @@ def _parts(settings: Settings, audio: Any, live: bool, realtime: bool, assistant
 
         sync_configured(settings)  # session.faces_dir: enrol/retrain before the gate and camera read profiles
         realtime = realtime or feed.kind == "camera"  # a camera runs on the wall clock: so must the audio
-        gate = IdentityGate(settings, feed)
+        gate = IdentityGate(settings, feed, checker)
         gate.warm_up()
         face_checks = settings.identity.require_face and not feed.still and feed.kind != "none"
         perception = session_perception(settings, feed, assistant.tool_context)

@@ -13,7 +13,7 @@ from agent.common.config import SessionSettings
 from agent.session.stages import Utterance
 
 if TYPE_CHECKING:
-    from agent.identity.gate import GateResult
+    from agent.identity.verify import Decision
 
 Verdict = Literal["accept", "reject", "key"]  # key: the utterance was the passphrase, never a turn
 
@@ -22,7 +22,7 @@ Verdict = Literal["accept", "reject", "key"]  # key: the utterance was the passp
 class KeyState:
     """The audio-key steps still due on a turn the gate passed (agent/session/key_steps.py)."""
 
-    res: GateResult
+    res: Decision
     steps: list[str]  # "passphrase", "challenge", in that order
     utt: Utterance
     passphrase: bool

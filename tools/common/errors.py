@@ -20,6 +20,8 @@ class ErrorCode(str, Enum):
     PROFILE = "profile-error"
     DEVICE = "device-unavailable"
     BAD_INPUT = "bad-input"
+    UNAUTHORIZED = "unauthorized"  # serve on a network: no or a wrong pairing token
+    LOCKED = "locked"  # a remote turn while its live session is not unlocked by voice and face
     TOOL_CALL = "tool-call-invalid"
     SEQUENCE = "sequence-invalid"
 

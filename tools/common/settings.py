@@ -57,6 +57,9 @@ class VisionSettings(FrozenModel):
     min_detection_confidence: float = Field(0.5, gt=0.0, lt=1.0)
     hand_model_complexity: Literal[0, 1] = 0
     emotion_crop_pad: float = Field(0.3, ge=0.0, le=1.0)
+    # FER model in models/fer-emotion/: mini_xception (fp32) | mini_xception-int8 (static, calibrated) |
+    # mini_xception-int8dyn (dynamic); the int8 ones are built by scripts/quantise_models.py
+    emotion_model: Literal["mini_xception", "mini_xception-int8", "mini_xception-int8dyn"] = "mini_xception"
     emotion_weights: EmotionWeights = EmotionWeights()
     emotion_ema_alpha: float = Field(0.5, gt=0.0, le=1.0)  # weight of the newest frame (video only)
     emotion_every: int = Field(2, ge=1, le=30)  # video: run emotion on every Nth frame

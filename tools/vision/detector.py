@@ -87,7 +87,8 @@ class NanoDetONNX:
         ys, xs = np.mgrid[0:n, 0:n]
         return (np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32) + 0.5) * stride
 
-    def _inputs(self, frame: np.ndarray) -> np.ndarray:
+    def inputs(self, frame: np.ndarray) -> np.ndarray:
+        """A BGR frame -> the model's (1, 3, size, size) input (also the int8 calibration's)."""
         img = cv2.resize(as_bgr(frame), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         x = (img.astype(np.float32) - self.MEAN) / self.STD
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
@@ -117,7 +118,7 @@ class NanoDetONNX:
         h, w = frame.shape[:2]
         if h == 0 or w == 0:
             return []
-        outs = self.session.run(None, {self.input_name: self._inputs(frame)})
+        outs = self.session.run(None, {self.input_name: self.inputs(frame)})
         boxes, scores, classes = [], [], []
         for s, (cls, reg) in self._outputs(outs).items():
             cell, cid = np.nonzero(cls > thr)

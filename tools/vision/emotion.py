@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from tools.common.errors import ErrorCode, MMChatError
-from tools.common.settings import Emotion
+from tools.common.settings import Emotion, ToolSettings
 from tools.vision.mlp import NumpyMLP
 
 EMOTIONS: tuple[str, ...] = get_args(Emotion)  # neutral happy sad angry surprised worried
@@ -21,7 +21,7 @@ _FER_TO_OURS = {"angry": "angry", "disgust": "angry", "fear": "worried", "happy"
                 "sad": "sad", "surprise": "surprised", "neutral": "neutral"}
 # (7, 6) matrix summing FER2013 class probabilities into ours.
 FER_MAP = np.array([[float(_FER_TO_OURS[c] == e) for e in EMOTIONS] for c in FER_CLASSES], dtype=np.float32)
-FER_ONNX = ("fer-emotion", "mini_xception.onnx")
+FER_ONNX = ("fer-emotion", "mini_xception.onnx")  # the fp32 model (int8 variants beside it: fer_model_path)
 LANDMARK_MODEL = Path(__file__).resolve().parent / "emotion_landmarks.npz"
 NOSE_TIP, LEFT_EYE, RIGHT_EYE = 1, 33, 263
 
@@ -70,13 +70,26 @@ class FerEmotion:
         """(N, 7) FER2013 probabilities."""
         if not boxes:
             return np.zeros((0, len(FER_CLASSES)), np.float32)
-        crops = np.stack([crop_face(gray, b, self.pad) for b in boxes]).astype(np.float32)
-        x = (crops / 255.0 - 0.5) * 2.0
-        return self.session.run(None, {"face": x[:, None]})[0]
+        return self.run(self.inputs([crop_face(gray, b, self.pad) for b in boxes]))
+
+    @staticmethod
+    def inputs(crops: list[np.ndarray]) -> np.ndarray:
+        """64x64 grey crops -> the model's (N, 1, 64, 64) input in [-1, 1]."""
+        x = np.stack(crops).astype(np.float32)
+        return ((x / 255.0 - 0.5) * 2.0)[:, None]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, 7) FER2013 probabilities for a prepared input batch."""
+        return self.session.run(None, {"face": x})[0]
 
     def predict(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
                 landmarks: list[np.ndarray]) -> np.ndarray:
         return self.raw(gray, boxes) @ FER_MAP
+
+
+def fer_model_path(settings: ToolSettings) -> Path:
+    """The configured FER model (``vision.emotion_model``) in the model cache."""
+    return settings.models_dir / FER_ONNX[0] / f"{settings.vision.emotion_model}.onnx"
 
 
 def lower_face_features(lm: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -16,11 +16,11 @@ from tools.affect.face_attributes import NO_ATTRIBUTES, AgeGenderModel, FaceAttr
 from tools.common.settings import ToolSettings, VisionSettings
 from tools.vision.emotion import (
     EMOTIONS,
-    FER_ONNX,
     EmotionModel,
     EmotionSmoother,
     FerEmotion,
     LandmarkEmotion,
+    fer_model_path,
     normalise,
 )
 from tools.vision.faces import Box, FaceFinder, FoundFace
@@ -95,7 +95,7 @@ class FaceHandsAnalyser:
             min_detection_confidence=cfg.min_detection_confidence) if hands else None
         self.emotion_models: list[tuple[EmotionModel, float]] = []
         if faces:
-            fer = FerEmotion(settings.models_dir.joinpath(*FER_ONNX), pad=cfg.emotion_crop_pad)
+            fer = FerEmotion(fer_model_path(settings), pad=cfg.emotion_crop_pad)
             self.emotion_models.append((fer, cfg.emotion_weights.fer))
             if cfg.emotion_weights.landmarks > 0:
                 self.emotion_models.append((LandmarkEmotion(), cfg.emotion_weights.landmarks))

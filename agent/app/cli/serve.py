@@ -25,7 +25,17 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         if args.wait <= 0:
             raise MMChatError(f"--wait must be positive, not {args.wait:g}")
         settings = settings.model_copy(update={"serve": settings.serve.model_copy(update={"lock_wait_s": args.wait})})
-    scope = "this machine only" if args.host in ("127.0.0.1", "localhost", "::1") else "the network"
-    print(f"MMChat: binding {args.host}:{args.port} ({scope}); open http://{args.host}:{args.port}/ "
-          f"(Ctrl+C stops)", flush=True)
-    run(settings, args.host, args.port)
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        print(f"MMChat: binding {args.host}:{args.port} (this machine only); open http://{args.host}:{args.port}/ "
+              f"(live session: /live; Ctrl+C stops)", flush=True)
+        return run(settings, args.host, args.port)
+    from agent.app.secure import local_names, new_token, tls_files
+
+    tls, token = tls_files(settings.cache_dir / "tls"), new_token()
+    names = [n for n in local_names() if n not in ("localhost", "127.0.0.1", "::1")]
+    print(f"MMChat: binding {args.host}:{args.port} (the network, TLS with a self-signed certificate: "
+          f"{tls[0]}); pairing token {token}", flush=True)
+    for name in names[:4]:
+        print(f"  open https://{name}:{args.port}/live?token={token}  (accept the certificate warning once)",
+              flush=True)
+    run(settings, args.host, args.port, token=token, tls=tls)

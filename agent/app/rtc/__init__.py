@@ -1,0 +1,1 @@
+"""Live browser sessions over WebRTC (aiortc): see agent/app/rtc/hub.py."""

@@ -1,0 +1,127 @@
+"""Bench group ``rtc``: 1, 2 and 4 concurrent live sessions on one ``main.py serve``.
+
+Each client is an aiortc peer (``agent.evals.rtc_probe``) streaming the composed turn (Piper "Hey
+Jarvis." + the enrolled user's spk1_snt4) with the shared Hamilton clip as its camera, until its
+reply has been heard. Figures per client count: analysed camera frames per second (per client),
+answer latency (the session's end of speech -> first reply audio), whether the clients unlocked,
+the server's CPU (cores busy) and peak RSS, and that one client over ``serve.max_clients`` is refused.
+"""
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.common.config import Settings
+from agent.evals.rtc_probe import CLIP, ProbeResult, compose, enroll_lin, probe, write_script
+from agent.evals.server_load import ROOT, ServerProcess
+from agent.evals.stats import figure
+
+COUNTS = (1, 2, 4)
+
+
+def server_config(settings: Settings, folder: Path, max_clients: int) -> Path:
+    """config.yaml with absolute paths, profiles in ``folder`` (``lin`` enrolled there)."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
+    paths = data.setdefault("paths", {})
+    for key, value in settings.paths.model_dump().items():
+        paths[key] = str(settings.path(value))
+    paths["profiles"] = str(folder / "profiles")
+    data.setdefault("serve", {})["max_clients"] = max_clients
+    out = folder / "config.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+class Sampler:
+    """The server process's CPU (cores busy) and RSS, sampled every ``period_s`` while running."""
+
+    def __init__(self, pid: int, period_s: float = 0.5) -> None:
+        self.pid, self.period_s = pid, period_s
+        self.rss_mb: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _cpu_s(self) -> float:
+        import os
+
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            status = Path(f"/proc/{self.pid}/status").read_text()
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+            self.rss_mb.append(kb / 1024)
+
+    def __enter__(self) -> "Sampler":
+        self.t0, self.cpu0 = time.monotonic(), self._cpu_s()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.cores = (self._cpu_s() - self.cpu0) / max(1e-3, time.monotonic() - self.t0)
+
+
+def _answered(r: ProbeResult) -> bool:
+    return r.reply_s > 0.5 and any(t in r.types() for t in ("reply", "refusal", "lock"))
+
+
+async def _clients(url: str, n: int, wav: Path, video: Path, timeout_s: float) -> list[ProbeResult]:
+    return await asyncio.gather(*(probe(url, wav, video, until=_answered, timeout_s=timeout_s) for _ in range(n)))
+
+
+def _fps(r: ProbeResult) -> float:
+    return float(r.last_frame["fps"]) if r.last_frame else 0.0
+
+
+def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COUNTS, timeout_s: float = 150.0,
+              rounds: int = 1) -> dict:
+    """One round per client count (a round is one real-time turn per client, ~40 s); ``repeat`` is not
+    used: on two cores more rounds cost minutes and the per-client figures already come n at a time."""
+    from agent.session.assistant import Assistant
+
+    out: dict[str, Any] = {"rtc_note": "the machine (2 cores) is shared with other work while this runs: figures are noisy"}
+    with tempfile.TemporaryDirectory(prefix="mmchat-bench-rtc-") as tmp:
+        folder = Path(tmp)
+        enroll_lin(settings.model_copy(update={"paths": settings.paths.model_copy(
+            update={"profiles": str(folder / "profiles")})}))
+        wav = write_script(compose(Assistant(settings).tts, settings), folder / "turn.wav")
+        video = settings.testdata_dir.joinpath(*CLIP)
+        max_clients = max(counts)
+        with ServerProcess(server_config(settings, folder, max_clients), start_timeout_s=120) as server:
+            asyncio.run(_clients(server.url, 1, wav, video, timeout_s))  # warm: models loaded, first turn done
+            for n in counts:
+                fps, latency, unlocked, answered = [], [], 0, 0
+                with Sampler(server.proc.pid) as cpu:
+                    for _ in range(rounds):
+                        for r in asyncio.run(_clients(server.url, n, wav, video, timeout_s)):
+                            fps.append(_fps(r))
+                            reply = r.first("reply")
+                            if reply and reply.get("first_audio_s") is not None:
+                                latency.append(float(reply["first_audio_s"]))
+                            unlocked += "active" in r.states()
+                            answered += _answered(r)
+                out[f"rtc_clients_{n}"] = {
+                    "analysed_fps_per_client": figure(fps, unit="fps"),
+                    "answer_latency": figure(latency, unit="s"),
+                    "unlocked": f"{unlocked}/{n * rounds}", "answered": f"{answered}/{n * rounds}",
+                    "server_cpu_cores": round(cpu.cores, 2), "server_peak_rss_mb": round(max(cpu.rss_mb or [0]), 1)}
+            out["rtc_refusal_over_limit"] = asyncio.run(_over_limit(server.url, max_clients, wav))
+    return out
+
+
+async def _over_limit(url: str, limit: int, wav: Path) -> str:
+    """``limit`` clients connected, then one more: its offer must be refused (503) with a reason."""
+    holders = [asyncio.ensure_future(probe(url, wav, None, until=lambda r: False, timeout_s=8)) for _ in range(limit)]
+    await asyncio.sleep(3)
+    extra = await probe(url, wav, None, until=lambda r: True, timeout_s=1)
+    await asyncio.gather(*holders)
+    return extra.error or "not refused"
