@@ -13,6 +13,7 @@ from agent.app.cli import main as cli_main
 from agent.common.config import AffectSettings, load_settings
 from tools.affect.fusion import fuse_emotion, fuse_gender
 from tools.affect.reading import ModalityReading
+from tools.vision.emotion import EMOTIONS
 
 SETTINGS = load_settings(None)
 TD = SETTINGS.testdata_dir
@@ -57,14 +58,50 @@ def text_model():
     return TextEmotion(max_chars=AffectSettings().text_max_chars)
 
 
-def test_text_emotion_on_the_project_sentences(text_model):
+def _accuracy(model, path):
     from agent.evals.affect import read_text_cases, score
 
-    cases = [(t, t, want) for t, want in read_text_cases(CASES)]
-    r = score(cases, lambda t: (text_model.read(t).emotion, None))
+    return score([(t, t, want) for t, want in read_text_cases(path)], lambda t: (model.read(t).emotion, None))
+
+
+def test_text_emotion_on_the_project_sentences(text_model):
+    r = _accuracy(text_model, CASES)
     assert r["n"] == 48
-    assert r["accuracy"] >= 0.6, r  # 0.708 measured; chance is 0.17
+    assert r["accuracy"] >= 0.6, r  # 0.708 measured (Empath lexicon, the default); chance is 0.17
     assert r["per_class"]["sad"]["accuracy"] >= 0.75 and r["per_class"]["happy"]["accuracy"] >= 0.75
+
+
+def test_text_emotion_on_the_dev_sentences_its_weights_were_chosen_on(text_model):
+    r = _accuracy(text_model, CASES.with_name("emotion_text_dev.jsonl"))
+    assert r["n"] == 24 and r["accuracy"] >= 0.8, r  # 0.875 measured
+
+
+def test_nade_readings_of_plain_and_emotional_sentences():
+    from tools.affect.nade import EMOJI_GROUPS, EMOJI_SPLIT, NadeModel
+
+    nade = NadeModel.shared()
+    grouped = [e for g in EMOJI_GROUPS.values() for e in g.split()] + list(EMOJI_SPLIT)
+    assert len(grouped) == len(set(grouped)) and int(nade.emoji_to_ours.sum().round()) == len(grouped)
+    texts = ["please set a timer for ten minutes", "i am so happy, we won the cup", "whoa, i did not see that coming",
+             "i am scared the storm will flood our house"]
+    emoji = nade.emoji_probs(texts)
+    assert emoji.shape == (4, 151) and emoji.min() >= 0 and emoji.max() <= 1  # one-vs-all: rows need not sum to 1
+    by_emoji = nade.from_emojis(emoji, 0.1).argmax(axis=1)
+    by_intensity = nade.from_intensities(nade.intensities(emoji), 0.2).argmax(axis=1)
+    assert [EMOTIONS[i] for i in by_emoji[1:]] == ["happy", "surprised", "worried"], by_emoji
+    assert EMOTIONS[by_intensity[0]] == "neutral" and EMOTIONS[by_intensity[1]] == "happy"
+
+
+def test_text_weights_and_lexicon_from_config():
+    from tools.affect.text import TextEmotion
+    from tools.common.settings import TextEmotionWeights
+
+    only_lexicon = TextEmotion(TextEmotionWeights(emoji=0, intensity=0, lexicon=1), "nrc")
+    assert only_lexicon.nade is None and only_lexicon.read("i miss my mother so much").emotion == "sad"
+    only_nade = TextEmotion(TextEmotionWeights(lexicon=0))
+    assert only_nade.lexicon is None
+    assert set(only_nade.parts("what a lovely day")) == {"emoji", "intensity"}
+    assert TextEmotion(TextEmotionWeights(emoji=0, intensity=0, lexicon=0)).read("hello there").emotion is None
 
 
 @pytest.mark.parametrize("text, reason", [("", "empty"), ("   ", "empty"), ("123 ... !!", "no words"),

