@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.common.audio_io import load_audio
+from agent.common.config import Settings, load_settings
 from agent.identity.verify import Decision
 from agent.session.runner import Parts, SessionRunner
 from agent.session.scripted import silence
@@ -22,6 +23,21 @@ from tools.common.pcm import SAMPLE_RATE as SR
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
 SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
+
+
+def settings_for(profiles: Path, identity: dict | None = None, **session: object) -> Settings:
+    """config.yaml with the profiles in ``profiles`` and ``identity``/``session`` overrides."""
+    return load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(profiles)},
+                                                         "identity": identity or {}, "session": session})
+
+
+def enrol_owner(settings: Settings, name: str = "demo", passphrase: str | None = None) -> Settings:
+    """Enrol the shared owner: spk1's voice (snt1-3) and Obama's face (+ a passphrase), real models."""
+    from agent.identity.verify import IdentityChecker
+
+    IdentityChecker(settings).enroll(name, [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
+                                     sorted((FACES / "enroll" / "obama").iterdir()), passphrase=passphrase)
+    return settings
 
 
 def compose(wake: np.ndarray, *rest: np.ndarray | str, gap: float = 0.8) -> np.ndarray:

@@ -11,6 +11,7 @@ from agent.common.config import load_settings
 from agent.common.phrases import wait_text
 from agent.identity.audio_key import KeyPolicy, Lockout, load_words, verify_phrase
 from agent.identity.phrase import PhraseKey, phrase_match, words
+from tests.fakes import enrol_owner, settings_for
 from tools.common.errors import ConfigError, MMChatError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,20 +22,13 @@ PASSPHRASE = "a thin stripe runs down the middle"  # spk1_snt4.wav's transcript
 pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata missing")
 
 
-def _settings(profiles: Path, identity: dict | None = None, **session):
-    return load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(profiles)},
-                                                         "identity": identity or {}, "session": session})
+_settings = settings_for
 
 
 @pytest.fixture(scope="module")
 def key_settings(tmp_path_factory):
     """spk1 enrolled (snt1-3) with the passphrase of spk1_snt4, and Obama's face."""
-    from agent.identity.verify import IdentityChecker
-
-    s = _settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True)
-    IdentityChecker(s).enroll("spk1", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
-                              sorted((FACES / "enroll" / "obama").iterdir()), passphrase=PASSPHRASE)
-    return s
+    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True), "spk1", PASSPHRASE)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,9 @@ from tests.fakes import (  # noqa: F401
     FakeController,
     FakeGate,
     compose,
+    enrol_owner,
     run_fake,
+    settings_for,
     types,
 )
 from tools import ToolContext
@@ -33,19 +35,13 @@ pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared testdata m
 
 
 def _settings(profiles: Path, **session):
-    return load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(profiles)},
-                                                         "session": session})
+    return settings_for(profiles, **session)
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     """Demo user enrolled: spk1's voice (snt1-3) and Obama's face; still photos allowed explicitly."""
-    from agent.identity.verify import IdentityChecker
-
-    s = _settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True)
-    IdentityChecker(s).enroll("demo", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
-                              sorted((FACES / "enroll" / "obama").iterdir()))
-    return s
+    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True))
 
 
 @pytest.fixture(scope="module")

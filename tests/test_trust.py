@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.common.audio_io import load_audio
-from agent.common.config import load_settings
 from agent.identity.gate import IdentityGate, ImageFace, NoFace, VideoFace
-from tests.fakes import FakeASR, FakeController, compose, run_fake, types
+from tests.fakes import FakeASR, FakeController, compose, enrol_owner, run_fake, settings_for, types
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT / "../shared/testdata").resolve()
@@ -35,13 +34,9 @@ def _still_video(path: Path, image: Path, seconds: float = 12.0, fps: int = 10) 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     """The owner: spk1's voice (snt1-3) and Obama's face; defaults otherwise (require_face, liveness)."""
-    from agent.identity.verify import IdentityChecker
-
-    s = load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(tmp_path_factory.mktemp("p"))}})
+    s = settings_for(tmp_path_factory.mktemp("p"))
     assert s.identity.require_face and s.identity.require_liveness and not s.session.allow_still_face
-    IdentityChecker(s).enroll("owner", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
-                              sorted((FACES / "enroll" / "obama").iterdir()))
-    return s
+    return enrol_owner(s, "owner")
 
 
 @pytest.fixture(scope="module")
