@@ -67,6 +67,11 @@ def _wait_text(page, selector: str, text: str, timeout: int = TURN_S) -> None:
                            arg=[selector, text], timeout=timeout)
 
 
+def _reached(page, state: str, timeout: int = TURN_S) -> None:
+    """The page's state was ``state`` at some moment (a face-gone lock may follow quickly)."""
+    page.wait_for_function("s => window.mmchat.states.includes(s)", arg=state, timeout=timeout)
+
+
 def _overlay_pixels(page) -> int:
     """Pixels the overlay changes on a paused frame: screenshot with and without the canvas."""
     page.evaluate("() => { document.getElementById('video').pause(); draw(window.mmchat.last); }")
@@ -92,7 +97,7 @@ def test_browser_unlocks_answers_and_draws(site):
         browser, context = _browser(p, site["wavs"]["user"], site["y4m"])
         page = _open(context, site["url"])
         page.wait_for_function("() => window.mmchat.last && window.mmchat.last.faces.length > 0", timeout=60_000)
-        _wait_text(page, "#state", "active")
+        _reached(page, "active")
         _wait_text(page, "#transcript", "you:")
         page.wait_for_selector("#transcript .bot", timeout=TURN_S)
         page.wait_for_function("() => window.mmchat.replyEnergy > 0.001", timeout=30_000)
@@ -137,7 +142,7 @@ def test_two_tabs_at_once(site):
         browser, context = _browser(p, site["wavs"]["user"], site["y4m"])
         pages = [_open(context, site["url"]) for _ in range(2)]
         for page in pages:
-            _wait_text(page, "#state", "active", 2 * TURN_S)
+            _reached(page, "active", 2 * TURN_S)
         for page in pages:
             page.wait_for_selector("#transcript .bot", timeout=2 * TURN_S)
         clients = {page.evaluate("() => window.mmchat.client") for page in pages}

@@ -142,6 +142,7 @@ def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | No
 
     import av
     from aiortc import VideoStreamTrack
+    from aiortc.mediastreams import MediaStreamError
 
     class Looped(VideoStreamTrack):
         def __init__(self) -> None:
@@ -176,6 +177,8 @@ def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | No
             wait = self.t0 + self.n / fps - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self.readyState != "live":
+                raise MediaStreamError  # stopped while waiting: the closed container must not be read
             w, h = size or (None, None)
             frame = self._at().reformat(width=w, height=h, format="yuv420p")
             self.clip_t += 1.0 / fps
