@@ -81,6 +81,7 @@ class SharedModels:
         self.asr_lock, self.tts_lock, self.id_lock = threading.Lock(), threading.Lock(), threading.Lock()
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
+        self._namer_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
@@ -137,7 +138,8 @@ class SharedModels:
 
         def make(settings: Settings, video: bool) -> FrameProcessor:
             processor = FrameProcessor(self.detector, settings.detector, FaceHandsAnalyser(settings, video=video))
-            processor.namer = face_namer(settings, video)
+            with self._namer_lock:  # the profiles' classifier cache is written by one session at a time
+                processor.namer = face_namer(settings, video)
             on_processor(processor)
             return processor
         return make
