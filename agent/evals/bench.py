@@ -23,6 +23,7 @@ GROUPS: dict[str, str] = {
     "slam": "agent.evals.bench_slam:bench_slam",
     "affect": "agent.evals.bench_affect:bench_affect",
     "server_load": "agent.evals.server_load:bench_server_load",
+    "compression": "agent.evals.compression:bench_compression",
     "rtc": "agent.evals.bench_rtc:bench_rtc",
 }
 

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from agent.evals.stats import figure
 from agent.think.controller import Controller
 from agent.think.toolcall import ToolCallError
 from tools.common.errors import ErrorCode, MMChatError
@@ -87,5 +88,6 @@ def evaluate(controller: Controller, cases: list[dict]) -> dict:
         "n": n, "n_with_args": args_n,
         "per_tool": {k: {**v, "accuracy": round(v["correct"] / v["n"], 4)} for k, v in sorted(per_tool.items())},
         "median_route_s": round(sorted(latencies)[n // 2], 3),
+        "route_s": figure(latencies),
         "errors": errors,
     }

@@ -48,9 +48,9 @@ class Assistant:
         reply_llm = make_chat_model(reply_settings, self.settings.models_dir, role="reply")
         router = None
         if self.settings.controller.router:
-            from agent.think.router import MiniLMRouter
+            from agent.think.router import load_router
 
-            router = MiniLMRouter()
+            router = load_router(self.settings.controller, self.settings.models_dir)
         ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router,
                          reply_llm, route_answers=not s.reply_model)
         if self.settings.controller.warm_up:

