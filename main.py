@@ -2,7 +2,7 @@
 """MMChat entry point (also installed as the ``mmchat`` console script)."""
 import sys
 
-from agent.cli import main
+from agent.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

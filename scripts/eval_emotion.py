@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_settings  # noqa: E402
+from agent.common.config import load_settings  # noqa: E402
 from scripts.train_emotion_landmarks import frames, pyfeat_data  # noqa: E402
 from tools.vision.emotion import EMOTIONS  # noqa: E402
 from tools.vision.face_hands import FaceHandsAnalyser  # noqa: E402

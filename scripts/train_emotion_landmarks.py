@@ -23,9 +23,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_settings  # noqa: E402
-from tools.vision.emotion import (EMOTIONS, FER_MAP, FER_ONNX, LANDMARK_MODEL, FerEmotion,  # noqa: E402
-                                  lower_face_features)
+from agent.common.config import load_settings  # noqa: E402
+from tools.vision.emotion import (  # noqa: E402
+    EMOTIONS,
+    FER_MAP,
+    FER_ONNX,
+    LANDMARK_MODEL,
+    FerEmotion,
+    lower_face_features,
+)
 from tools.vision.faces import FaceFinder  # noqa: E402
 from tools.vision.mlp import NumpyMLP  # noqa: E402
 
