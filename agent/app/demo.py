@@ -19,11 +19,9 @@ import numpy as np
 
 from agent.common.audio_io import load_audio
 from agent.common.config import Settings
-from agent.session.scripted import DEMO_USER, ScriptedSource, Wait, ensure_demo_profile, silence, synth
+from agent.session.scripted import ScriptedSource, Wait, ensure_demo_profile, silence, synth
 from tools.common.errors import ErrorCode, MMChatError
 from tools.common.pcm import level
-
-__all__ = ["DEMO_USER", "ScriptedSource", "demo_script", "ensure_demo_profile", "run_demo"]
 
 WAKE_TEXT = "Hey Jarvis."
 TOOL_QUESTION = "What mode are you in? Switch to privacy mode."

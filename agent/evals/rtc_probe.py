@@ -38,7 +38,8 @@ def enroll_lin(settings: Settings) -> None:
 def compose(tts: Any, settings: Settings, speaker: str = "spk1", sentence: int = 4, lead_s: float = 2.0,
             tail_s: float = 14.0) -> np.ndarray:
     """Silence, "Hey Jarvis." (Piper), a shared recording of ``speaker``, then ``tail_s`` of silence."""
-    from agent.app.demo import WAKE_TEXT, silence, synth
+    from agent.app.demo import WAKE_TEXT
+    from agent.session.scripted import silence, synth
     from agent.evals.wake_eval import level
 
     said = level(load_audio(settings.testdata_dir / "speech" / f"{speaker}_snt{sentence}.wav"))
@@ -57,7 +58,8 @@ def looped_script(tts: Any, settings: Settings, clip_s: float, speaker: str = "s
     """For a browser's fake microphone, which loops its file as the fake camera loops the clip: ``loops``
     clip lengths long (so the two stay in step), the command ending ``face_at_s`` into the second loop of
     the clip (where the enrolled face is in view)."""
-    from agent.app.demo import WAKE_TEXT, silence, synth
+    from agent.app.demo import WAKE_TEXT
+    from agent.session.scripted import silence, synth
     from agent.evals.wake_eval import level
 
     said = level(load_audio(settings.testdata_dir / "speech" / f"{speaker}_snt{sentence}.wav"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.common.phrases import CHALLENGE_LATE, CHALLENGE_REFUSED, PASSPHRASE_REFUSED, UNLOCKED
+from agent.common.phrases import CHALLENGE_LATE, CHALLENGE_REFUSED, PASSPHRASE_REFUSED, UNLOCKED, wait_text
 from agent.identity.audio_key import KeyPolicy, KeyResult, PhraseJob
 from agent.identity.verify import Decision
 from agent.identity.preferences import Preferences
@@ -69,8 +69,6 @@ class KeySteps:
             return False
         self.c.s.event(hit.t, EventType.IGNORED, what="wake", reason="locked out", seconds_left=round(left, 1))
         if not self.c.playback.ahead():
-            from agent.common.phrases import wait_text
-
             self.c.say(ReplyKind.REFUSAL, wait_text(left), time.perf_counter())
         return True
 

@@ -40,7 +40,6 @@ class PendingTurn:
     asr_at: float | None = None
     refusal: str | None = None  # said once the turn has ended
     key: KeyState | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
