@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tools.common.pcm import rms, to_float, to_int16
 from agent.common.audio_io import SAMPLE_RATE, load_audio, write_wav
 from agent.common.config import Settings
 
@@ -203,7 +204,7 @@ def script_audio(path: str | Path) -> Any:
     import av
     from aiortc.mediastreams import AudioStreamTrack
 
-    pcm = (np.clip(load_audio(path), -1, 1) * 32767).astype(np.int16)
+    pcm = to_int16(load_audio(path))
 
     class Script(AudioStreamTrack):
         def __init__(self) -> None:
@@ -235,8 +236,8 @@ async def _reply_audio(track: Any, result: ProbeResult) -> None:
     try:
         while True:
             frame = await track.recv()
-            pcm = frame.to_ndarray().astype(np.float32) / 32768.0
-            if float(np.sqrt(np.mean(pcm * pcm))) > 0.01:
+            pcm = to_float(frame.to_ndarray())
+            if rms(pcm) > 0.01:
                 result.reply_s += frame.samples / frame.sample_rate
                 if result.first_reply_audio_at is None:
                     result.first_reply_audio_at = time.monotonic()

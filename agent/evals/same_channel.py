@@ -26,7 +26,7 @@ import numpy as np
 
 from agent.common.audio_io import load_audio
 from agent.evals.eer import ENROL_N, Utterance
-from tools.common.pcm import SAMPLE_RATE, resample
+from tools.common.pcm import SAMPLE_RATE, resample, rms
 
 FILLETS = Path("/usr/share/games/fillets-ng/sound")
 FILLETS_PER_SPEAKER = 30  # the first lines (sorted by path) that are long enough
@@ -78,8 +78,8 @@ class TelephoneLine:
 
         x = resample(self.room.apply(audio), SAMPLE_RATE, 8000)
         x = sosfilt(self.sos, x)
-        rms = float(np.sqrt(np.mean(np.square(x)))) or 1e-6
-        noise = np.random.default_rng(self.seed).standard_normal(x.size) * rms / 10 ** (self.snr_db / 20)
+        level_ = rms(x) or 1e-6
+        noise = np.random.default_rng(self.seed).standard_normal(x.size) * level_ / 10 ** (self.snr_db / 20)
         y = resample((x + noise).astype(np.float32), 8000, SAMPLE_RATE)
         return (y / max(1e-6, float(np.abs(y).max())) * 0.5).astype(np.float32)
 

@@ -28,7 +28,7 @@ import numpy as np
 from agent.common.audio_io import load_audio
 from agent.common.config import Settings
 from agent.listen.wakeword import CHUNK, WakeWordDetector
-from tools.common.pcm import SAMPLE_RATE, level, resample, trim
+from tools.common.pcm import SAMPLE_RATE, level, resample, to_float, trim
 
 NOISE_WAV = Path("/usr/share/sounds/alsa/Noise.wav")
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
@@ -41,7 +41,7 @@ SYNTHETIC = (("piper", "GPL-3"), ("en-us", "Apache-2.0"), ("en-gb+m3", "LGPL-3")
 
 
 def _raw(path: Path, sample_rate: int) -> np.ndarray:
-    return resample(np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, sample_rate)
+    return resample(to_float(np.fromfile(path, dtype="<i2")), sample_rate)
 
 
 def has_speech(audio: np.ndarray, min_fraction: float = 0.3) -> bool:

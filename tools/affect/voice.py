@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tools.common.errors import MMChatError
-from tools.common.pcm import SAMPLE_RATE, speech_only
+from tools.common.pcm import SAMPLE_RATE, rms, speech_only
 
 NO_EMOTION = "no speech-emotion model ships in a registry package; see arousal (prosody)"
 NO_AGE = "no voice-age model ships in a registry package"
@@ -136,7 +136,7 @@ class VoiceAnalyser:
         try:
             speech = speech_only(audio, self.min_speech_s)
         except MMChatError as e:  # silence, noise or music: name music when it is that
-            loud = float(np.sqrt(np.mean(np.square(audio)))) > SILENCE_RMS
+            loud = rms(audio) > SILENCE_RMS
             music = music_svm.proba(audio).get("music", 0.0) if loud else 0.0
             return VoiceReading(None, None, None, reason=f"music, not speech (p={music:.2f})"
                                 if music >= self.music_threshold else str(e))
