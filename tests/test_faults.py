@@ -1,5 +1,6 @@
-"""Faults around the profiles: a full disk while saving, and ``kill -9`` during ``main.py enroll``:
-a clear coded error, and the existing profile is never corrupted."""
+"""Faults around what is saved: a full disk while saving a profile or a run's outputs, and ``kill -9``
+during ``main.py enroll``: a clear coded error, the session goes on, and the existing profile (or an
+earlier run's files) is never corrupted."""
 from __future__ import annotations
 
 import json
@@ -38,16 +39,23 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_full_disk_while_saving_keeps_the_old_profile(tiny_disk):
-    store = ProfileStore(tiny_disk / "profiles")
-    store.enroll("bob", [_emb(1, 192)], [_emb(2, 128)])
-    before = store.load("bob")
-    with open(tiny_disk / "filler", "wb", buffering=0) as f:  # fill the disk to the last block
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last block; returns the filler file (remove it to free the space)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 4096)
         except OSError:
             pass
+    return filler
+
+
+def test_full_disk_while_saving_keeps_the_old_profile(tiny_disk):
+    store = ProfileStore(tiny_disk / "profiles")
+    store.enroll("bob", [_emb(1, 192)], [_emb(2, 128)])
+    before = store.load("bob")
+    fill(tiny_disk)
     with pytest.raises(ProfileError, match="could not save profile 'bob'.*previous one is kept") as e:
         store.enroll("bob", [_emb(3, 192)] * 50, [_emb(4, 128)] * 50)
     assert "\n" not in str(e.value) and e.value.code.value == "profile-error"
@@ -141,3 +149,62 @@ def test_llm_server_gone_and_back(settings):
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_full_disk_while_saving_run_audio_is_a_coded_error_and_leaves_nothing_half_written(tiny_disk):
+    from agent.common.audio_io import load_audio, write_wav
+    from agent.common.saving import StorageError
+
+    run = tiny_disk / "run"
+    kept = write_wav(run / "01-reply.wav", np.zeros(8000, np.float32), 16000)  # an earlier reply, saved
+    filler = fill(tiny_disk)
+    with pytest.raises(StorageError, match=r"could not save .*02-reply.wav \(No space left on device\)") as e:
+        write_wav(run / "02-reply.wav", np.zeros(16000 * 5, np.float32), 16000)
+    assert e.value.code.value == "storage-failed" and "\n" not in str(e.value)
+    assert sorted(p.name for p in run.iterdir()) == ["01-reply.wav"]  # no truncated WAV, no .part
+    assert len(load_audio(kept)) == 8000
+    filler.unlink()
+    assert len(load_audio(write_wav(run / "02-reply.wav", np.zeros(16000, np.float32), 16000))) == 16000
+
+
+def test_new_run_dir_never_shares_a_folder_and_a_failure_is_coded(tmp_path):
+    from agent.common.config import load_settings, new_run_dir
+    from agent.common.saving import StorageError
+
+    s = load_settings(None, overrides={"paths": {"runs": str(tmp_path / "runs")}})
+    first, second = new_run_dir(s), new_run_dir(s)  # the same second: two folders all the same
+    assert first != second and first.is_dir() and second.is_dir()
+    (tmp_path / "blocked").write_text("a file where the runs folder should be")
+    s = load_settings(None, overrides={"paths": {"runs": str(tmp_path / "blocked")}})
+    with pytest.raises(StorageError) as e:
+        new_run_dir(s)
+    assert e.value.code.value == "storage-failed" and "could not save" in str(e.value)
+
+
+@pytest.mark.skipif(not SPEECH.is_dir(), reason="shared testdata missing")
+def test_session_on_a_full_disk_answers_and_logs_the_failed_saves(tiny_disk, settings):
+    """The real session (VAD, wake word, Piper) with its run folder on a full disk: the turn still answered,
+    each reply that could not be saved an ERROR event (code storage-failed), nothing half-written left;
+    with space again, the next run saves its replies."""
+    from agent.common.config import new_run_dir
+    from agent.session.scripted import synth
+    from agent.speak.tts import PiperTTS
+    from tests.fakes import FakeASR, FakeController, compose, run_fake, types
+
+    tts = PiperTTS(settings.tts, settings.models_dir)
+    audio = compose(synth(tts, "Hey Jarvis."), "spk1_snt4.wav")
+    s = settings.model_copy(update={"paths": settings.paths.model_copy(update={"runs": str(tiny_disk / "runs")})})
+    run = new_run_dir(s)
+    filler = fill(tiny_disk)
+    events, _ = run_fake(s, tts, audio, FakeASR(["what time is it"]), FakeController(["It is noon."]), run_dir=run)
+    reply = next(e for e in events if e["type"] == "reply")
+    assert reply["text"] == "It is noon." and reply["audio"] is None
+    errors = [e for e in events if e["type"] == "error"]
+    assert errors and all(e["stage"] == "run" and e["code"] == "storage-failed" for e in errors), errors
+    assert "No space left on device" in errors[0]["message"] and "stats" in types(events)
+    assert list(run.iterdir()) == []  # no truncated WAV, no .part
+    filler.unlink()
+    events, _ = run_fake(s, tts, audio, FakeASR(["what time is it"]), FakeController(["It is noon."]),
+                         run_dir=new_run_dir(s))
+    saved = next(e for e in events if e["type"] == "reply")["audio"]
+    assert saved and Path(saved).stat().st_size > 1000 and "error" not in types(events)

@@ -12,7 +12,8 @@ from agent.common.config import load_settings
 from agent.session.perception import build_frame_processor
 from tools import ToolContext, build_tools
 from tools.common.errors import ErrorCode, MMChatError
-from tools.vision.camera import CameraStage, FrameProcessor, StillSource, open_source
+from tools.vision.camera import CameraStage, FrameProcessor
+from tools.vision.capture import StillSource, open_source
 from tools.vision.detector import COCO_LABELS
 from tools.vision.emotion import EMOTIONS
 from tools.vision.scene import plural

@@ -132,7 +132,8 @@ def wait_for(cond, timeout: float = 5.0) -> bool:  # noqa: ANN001
 
 
 def test_camera_stage_skips_a_failing_frame_and_keeps_going():
-    from tools.vision.camera import CameraStage, StillSource
+    from tools.vision.camera import CameraStage
+    from tools.vision.capture import StillSource
 
     proc = FlakyProcessor()
     with CameraStage(proc, StillSource(np.zeros((8, 8, 3), np.uint8), fps=100.0)) as stage:

@@ -11,6 +11,7 @@ liveness, so the demo turns ``session.allow_still_face`` on and says so.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from agent.common.audio_io import load_audio
 from agent.common.config import Settings
+from agent.common.saving import StorageError, write_whole
 from agent.session.scripted import ScriptedSource, Wait, ensure_demo_profile, silence, synth
 from tools.common.errors import ErrorCode, MMChatError
 from tools.common.pcm import level
@@ -85,6 +87,9 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
           f"'{WAKE_TEXT}' + spk2_snt2 (impostor)" if not live else "say 'hey jarvis' ...")
     runner = SessionRunner(settings, parts, run, emit=lambda e: print(format_event(e), flush=True))
     events = runner.run()
-    (run / "events.json").write_text(json.dumps({"events": events}, ensure_ascii=False, indent=1))
-    print(f"events written to {run / 'events.json'}")
+    try:
+        saved = write_whole(run / "events.json", json.dumps({"events": events}, ensure_ascii=False, indent=1).encode())
+        print(f"events written to {saved}")
+    except StorageError as e:  # the events were printed above; the run folder is full
+        print(f"{e.code.value}: {e}", file=sys.stderr)
     return events

@@ -1,1 +1,2 @@
-"""Shared by every stage: settings from config.yaml, model cache paths, audio files, stage timings."""
+"""Shared by every stage: settings from config.yaml, model cache paths, audio files, stage timings,
+run outputs saved whole or not at all (``saving.py``)."""

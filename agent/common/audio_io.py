@@ -1,12 +1,14 @@
 """Reading and writing audio files with clear errors for bad input."""
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from agent.common.saving import write_whole
 from tools.common.errors import AudioError, ErrorCode
 from tools.common.pcm import SAMPLE_RATE, resample, to_int16, to_mono_float
 
@@ -47,14 +49,14 @@ def _decode_with_av(p: Path) -> tuple[np.ndarray, int]:
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write float or int16 mono audio as 16-bit PCM WAV."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    """Write float or int16 mono audio as 16-bit PCM WAV, whole or not at all (agent.common.saving:
+    StorageError when the disk is full)."""
     a = np.asarray(audio)
     a = to_int16(a) if a.dtype.kind == "f" else a
-    with wave.open(str(p), "wb") as w:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(a.astype(np.int16).tobytes())
-    return p
+    return write_whole(path, buf.getvalue())

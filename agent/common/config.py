@@ -223,10 +223,11 @@ class Settings(FrozenModel):
 
 
 def new_run_dir(settings: Settings) -> Path:
-    """A fresh ``runs/<YYYYmmdd-HHMMSS>`` folder for a run's audio and events."""
-    d = settings.path(settings.paths.runs) / datetime.now().strftime("%Y%m%d-%H%M%S")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    """A fresh ``runs/<YYYYmmdd-HHMMSS>`` folder for a run's audio and events (``-2``... for a second run in
+    the same second); StorageError (code storage-failed) when it cannot be made."""
+    from agent.common.saving import fresh_dir
+
+    return fresh_dir(settings.path(settings.paths.runs) / datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
 def _key(loc: tuple) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from tools.common.devices import DeviceState
 from tools.common.errors import ErrorCode
 
 # the session
@@ -57,3 +58,13 @@ SPOKEN_ERRORS = {
     ErrorCode.NO_SPEECH: "Sorry, I didn't hear any words there.",
     ErrorCode.INPUT_TOO_LONG: "That was too long for me to take in at once. Could you say it more briefly?",
 }
+
+
+# devices (tools/common/devices.py): a lost camera or microphone, retries, and its return
+def device_line(device: str, state: DeviceState) -> str:
+    """The status line for a device's change (said when it is lost and when it is back; retries are logged)."""
+    if state is DeviceState.DOWN:
+        return f"I've lost the {device}; I'll keep trying."
+    if state is DeviceState.RECONNECTING:
+        return f"I'm still trying to reach the {device}."
+    return f"The {device} is back."

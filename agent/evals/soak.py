@@ -5,8 +5,11 @@ then silence until the idle timeout locks the session. The real stages run (wake
 voice + face gate with the demo user's photo, ASR, LLM, TTS); the stream runs in file mode (no
 waiting between frames). Every ``sample_s`` the process's RSS and thread count are recorded.
 Pass: every command answered, RSS after warm-up (the end of the first cycle) grows < 5 %, no more
-threads at the end than after warm-up. The camera stage is not part of the loop (a still photo is the
-face feed). Run: ``main.py soak --minutes N --json``.
+threads at the end than after warm-up. The gate's face feed is a still photo. With ``camera=True``
+(``--camera``) the camera stage also runs, on the wall clock, over the Hamilton clip's frames 81-228
+(a person in view) looped: faces, emotion (which styles the replies), hands and objects, gestures off
+(the clip's held fist would select privacy mode and lock the session); its FPS and dropped frames are
+reported. Run: ``main.py soak --minutes N [--camera] --json``.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from tools.common.pcm import SAMPLE_RATE, to_float
 
 COMMANDS = ("spk1_snt4.wav", "spk1_snt3.wav")
 ENROL = ("spk1_snt1.wav", "spk1_snt2.wav")
+CLIP = ("faces/probe/short_hamilton_clip.mp4", (81, 229))  # testdata path, frames played (a person in view)
 
 
 class LoopSource:
@@ -67,7 +71,27 @@ def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def soak(settings: Settings, minutes: float, sample_s: float = 2.0) -> dict[str, Any]:
+def camera_hook(settings: Settings, ctx: Any) -> Any:
+    """The camera stage over the looped clip, gestures and mapping off (a PerceptionHook for ``Parts``)."""
+    from agent.session.perception import PerceptionHook
+    from tools.vision.capture import open_source
+
+    path, frames = CLIP
+    return PerceptionHook(settings, ctx, source=open_source(settings.testdata_dir / path, loop=True, frames=frames))
+
+
+def camera_stats(hook: Any, wall_s: float) -> dict[str, Any]:
+    """What the camera stage did over the run: frames read, analysed, dropped, failed; analysed per second."""
+    stage = hook.stage
+    if stage is None:
+        return {"ok": False, "error": "camera stage did not start"}
+    return {"frames_read": stage.frames_read, "frames_processed": stage.frames_processed,
+            "frames_dropped": stage.frames_dropped, "frame_errors": stage.frame_errors,
+            "fps": round(stage.frames_processed / wall_s, 2), "error": str(stage.error) if stage.error else None,
+            "ok": stage.frames_processed > 0 and stage.error is None and not stage.running}
+
+
+def soak(settings: Settings, minutes: float, sample_s: float = 2.0, camera: bool = False) -> dict[str, Any]:
     from agent.identity.gate import IdentityGate, ImageFace
     from agent.identity.verify import IdentityChecker
     from agent.session.assistant import Assistant
@@ -87,6 +111,8 @@ def soak(settings: Settings, minutes: float, sample_s: float = 2.0) -> dict[str,
         gate = IdentityGate(s, ImageFace(faces / "probe" / "obama_small.jpg"), checker)
         gate.warm_up()
         parts = build_parts(s, audio=LoopSource(cycle, cycles, s.vad.frame_ms), assistant=assistant, gate=gate)
+        if camera:
+            parts.perception = camera_hook(s, parts.tool_context)
         samples: list[dict[str, float]] = []
         done = threading.Event()
         t0 = time.monotonic()
@@ -109,11 +135,16 @@ def soak(settings: Settings, minutes: float, sample_s: float = 2.0) -> dict[str,
     warm = next((x for x in samples if x["t_s"] >= wall / cycles), samples[0] if samples else start)
     growth = (end["rss_mb"] - warm["rss_mb"]) / warm["rss_mb"]
     expected = cycles * len(COMMANDS)
-    return {"minutes_stream": round(cycles * len(cycle) / SAMPLE_RATE / 60, 2), "wall_s": round(wall, 1),
+    cam = camera_stats(parts.perception, wall) if camera else None
+    out = {"minutes_stream": round(cycles * len(cycle) / SAMPLE_RATE / 60, 2), "wall_s": round(wall, 1),
             "cycles": cycles, "commands": expected, "answered": len(replies), "unlocks": unlocks,
             "errors": [e for e in events if e["type"] == "error"][:5],
             "rss_mb": {"start": start["rss_mb"], "after_warm_up": warm["rss_mb"], "end": end["rss_mb"],
                        "growth_after_warm_up": round(growth, 4)},
             "threads": {"start": start["threads"], "after_warm_up": warm["threads"], "end": end["threads"]},
-            "samples": samples,
-            "ok": len(replies) >= expected and growth < 0.05 and end["threads"] <= warm["threads"]}
+            "samples": samples}
+    if cam is not None:
+        out["camera"] = cam
+    out["ok"] = len(replies) >= expected and growth < 0.05 and end["threads"] <= warm["threads"] \
+        and (cam is None or cam["ok"])
+    return out

@@ -104,7 +104,8 @@ class CameraFace(FeedBase):
     kind, still = "camera", False
 
     def __init__(self, spec: str | int = 0, keep_s: float = 8.0) -> None:
-        from tools.vision.camera import RecentFrames, TeeSource, open_source
+        from tools.vision.camera import RecentFrames, TeeSource
+        from tools.vision.capture import open_source
 
         self.spec = spec
         self.recent = RecentFrames(keep_s)

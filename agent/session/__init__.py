@@ -2,7 +2,7 @@
 
     stages.py       one thread per stage, joined by queues, one stop event:
                     source -> VAD -> wake word -> gate -> ASR -> controller -> TTS -> sink
-                      agent/listen/sources.py     16 kHz frames from a file or the microphone
+                      agent/listen/sources.py     16 kHz frames from a file or the microphone (reopened when lost)
                       agent/listen/frontend.py    echo canceller -> VAD -> barge-in, per frame
                       agent/listen/wakeword.py    "hey jarvis"; the command is cut after it
                       agent/identity/gate.py      voice of the command + live face, one Decision

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.common.phrases import CHECK_FAILED, GOODBYE, SPOKEN_ERRORS, refusal
+from agent.common.phrases import CHECK_FAILED, GOODBYE, SPOKEN_ERRORS, device_line, refusal
 from agent.identity.audio_key import KeyPolicy
 from agent.identity.verify import Decision
 from agent.identity.preferences import Preferences
@@ -53,6 +53,7 @@ from agent.session.state import Session, State
 from agent.session.turns import FaceJob, Lanes, PendingTurn, TurnPolicy, VerifyJob, VoiceJob
 from agent.speak.playback import Playback
 from agent.speak.reply import Reply, ReplyJob, ReplyKind
+from tools.common.devices import DeviceState, DeviceStatus
 from tools.common.errors import ErrorCode
 from tools.common.pcm import SAMPLE_RATE
 
@@ -119,6 +120,8 @@ class Conductor:
             self.on_tick(item.t)
         elif isinstance(item, GestureHit):
             self.on_gesture(item)
+        elif isinstance(item, DeviceStatus):
+            self.on_device(item)
         elif isinstance(item, StageError):  # a stream stage died: END follows, the session finishes its jobs
             self.s.event(self.now, EventType.ERROR, stage=item.stage, message=item.message)
         elif isinstance(item, StageResult):
@@ -227,6 +230,14 @@ class Conductor:
         if not self.busy:
             self.s.after_reply(t)
 
+    def on_device(self, d: DeviceStatus) -> None:
+        """A live camera or microphone lost, still reconnecting, or back: a DEVICE event; lost and back are said."""
+        line = device_line(d.device, d.state)
+        self.s.event(self.now, EventType.DEVICE, device=d.device, state=d.state.value, reason=d.reason,
+                     attempts=d.attempts, line=line)
+        if d.state is not DeviceState.RECONNECTING:
+            self.say(ReplyKind.NOTICE, line, time.perf_counter())
+
     # -- stage results ----------------------------------------------------------------------
     def on_result(self, r: StageResult) -> None:
         if r.stage is Stage.VERIFY and isinstance(r.job, FaceJob):
@@ -333,6 +344,8 @@ class Conductor:
             self.s.event(t, EventType.ERROR, stage=Stage.REPLY.value, message=r.error)
             return
         sp: Reply = r.value.reply
+        if r.value.save_error:  # the run folder is full or gone: said in the log, the session goes on
+            self.s.event(t, EventType.ERROR, stage="run", code=ErrorCode.STORAGE.value, message=r.value.save_error)
         fields: dict[str, Any] = {"text": sp.text, "audio": r.value.audio}
         if sp.first_audio_s is not None:
             fields["first_audio_s"] = round(sp.first_audio_s, 3)

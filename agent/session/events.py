@@ -32,6 +32,8 @@ class EventType(str, Enum):
     BARGE_IN = "barge_in"
     # the camera stage
     GESTURE = "gesture"
+    # a live camera or microphone lost, reconnecting, back (tools/common/devices.py)
+    DEVICE = "device"
     # what was not acted on, what failed, and the run's figures
     IGNORED = "ignored"
     ERROR = "error"

@@ -8,7 +8,8 @@ from agent.identity.face_classifier import face_namer
 from tools.base import ToolContext
 from tools.common.errors import ErrorCode, MMChatError
 from tools.slam.stage import MappingStage
-from tools.vision.camera import CameraStage, FrameProcessor, FrameSource, TeeSource, open_source
+from tools.vision.camera import CameraStage, FrameProcessor, FrameSource, TeeSource
+from tools.vision.capture import open_source
 from tools.vision.face_hands import load_image
 from tools.vision.gesture_modes import GestureModeSwitch
 from tools.vision.state import DEFAULT_MAX_AGE_S, PerceptionService

@@ -1,13 +1,17 @@
 """The reply stage's job function: a ReplyJob through the one reply path into playback."""
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.common.saving import StorageError
 from agent.session.stages import Stats
 from agent.speak.playback import AudioOut, Playback, PlaybackSink
 from agent.speak.reply import Reply, ReplyJob, ReplyKind, ReplyPath
+
+log = logging.getLogger(__name__)
 
 
 class Responses:
@@ -34,11 +38,15 @@ class Responses:
                 self.hold.clear()
         if reply.first_audio_s is not None and job.kind is ReplyKind.REPLY:
             self.stats.add("voice_to_voice", reply.first_audio_s)
-        audio = None
+        audio = save_error = None
         if self.run_dir is not None and sink.record.chunks:
             self.n += 1
-            audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind.value}.wav"))
-        return Spoken(reply, audio)
+            try:
+                audio = str(sink.record.save(self.run_dir / f"{self.n:02d}-{job.kind.value}.wav"))
+            except StorageError as e:  # e.g. the disk is full: the reply was heard; the session goes on
+                log.warning("%s: %s", e.code.value, e)
+                save_error = str(e)
+        return Spoken(reply, audio, save_error)
 
     def interrupt(self) -> bool:
         sink = self.current
@@ -54,3 +62,4 @@ class Spoken:
 
     reply: Reply
     audio: str | None
+    save_error: str | None = None  # why the audio could not be saved (StorageError), else None

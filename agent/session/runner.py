@@ -55,6 +55,7 @@ from agent.speak.playback import AudioOut, Playback, StreamClock
 from agent.speak.reply import ReplyPath
 from agent.speak.tts import TTS
 from tools import ToolContext
+from tools.common.devices import Reconnector
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,14 @@ def session_perception(settings: Settings, feed: Any, ctx: ToolContext) -> Perce
                           loop=False, gestures=True, mapping=not still)
 
 
+def live_devices(p: Parts) -> list[Reconnector]:
+    """The reconnectors of a session's live devices: the microphone, the camera (the gate and the stage
+    share one), each once; files and stills have none."""
+    feeds = [p.source, getattr(p.gate.feed, "source", None), p.perception.source if p.perception else None]
+    found = [r for f in feeds if f is not None and (r := getattr(f, "reconnect", None)) is not None]
+    return list({id(r): r for r in found}.values())
+
+
 def _transcribe(asr: Any) -> Callable[[Any], str]:
     return lambda utt: asr.transcribe(utt.audio).text
 
@@ -171,7 +180,8 @@ class SessionRunner:
         self.playback = Playback(self.clock, cfg.echo_tail_ms / 1000)
         self.session = Session(cfg, emit)
         self.busy = Busy(self.clock)
-        self.q = {name: queue.Queue(maxsize=queue_size) for name in ("vad", "wake")}  # frames: bounded
+        self.q: dict[str, queue.Queue[Any]] = {name: queue.Queue(maxsize=queue_size)
+                                               for name in ("vad", "wake")}  # frames: bounded
         self.lanes = Lanes()  # the session thread's queues: events in, jobs out
         self.front = FrontEnd.from_settings(settings, parts.turns, parts.voiced, parts.source.sample_rate, parts.aec)
         self.hold = threading.Event()  # a reply is running: the camera stage slows down
@@ -182,6 +192,9 @@ class SessionRunner:
 
     def run(self, max_wall_s: float | None = None) -> list[dict[str, Any]]:
         p, q, cfg = self.parts, self.q, self.settings.session
+        devices = live_devices(p)
+        for reconnect in devices:  # a live camera or microphone lost and back: DEVICE events, said
+            reconnect.listeners.append(self.lanes.hub.put)
         if p.perception is not None:
             self._start_perception(p.perception, self.lanes.hub)
         listener = self.session.mode_changed
@@ -221,6 +234,8 @@ class SessionRunner:
             self.stop.set()
             self.responses.interrupt()
             p.tool_context.listeners.remove(listener)
+            for reconnect in devices:
+                reconnect.listeners.remove(self.lanes.hub.put)
             for t in threads:
                 t.join(1.0)
             if p.perception is not None:

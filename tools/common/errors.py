@@ -19,6 +19,7 @@ class ErrorCode(str, Enum):
     INPUT_TOO_LONG = "input-too-long"
     PROFILE = "profile-error"
     DEVICE = "device-unavailable"
+    STORAGE = "storage-failed"  # a run output could not be written (disk full, read-only, gone)
     BAD_INPUT = "bad-input"
     UNAUTHORIZED = "unauthorized"  # serve on a network: no or a wrong pairing token
     LOCKED = "locked"  # a remote turn while its live session is not unlocked by voice and face

@@ -1,4 +1,5 @@
-"""The camera stage: frames from a device, a video file or a still image, analysed into the state.
+"""The camera stage: frames from a source (tools/vision/capture.py: a device, a stream URL, a video file or a still
+image), analysed into the state.
 
 A reader thread grabs frames into a one-slot buffer (a newer frame replaces
 an unprocessed one, so there is never a backlog); a worker thread analyses
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from tools.common.errors import ErrorCode, MMChatError
+from tools.common.devices import Reconnector
 from tools.vision.detector import ObjectDetector, load_detector
 from tools.vision.face_hands import as_bgr, load_image
 from tools.vision.state import FrameAnalysis, PerceptionState, Snapshot, TrackTap, analysis_json, follower
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from tools.common.settings import DetectorSettings, ToolSettings
 
 log = logging.getLogger(__name__)
-STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
-STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
-DEVICE_RETRIES = 20  # failed reads (0.1 s apart) before a camera counts as stopped
 
 
 class FrameAnalyser(Protocol):
@@ -121,7 +119,8 @@ class FrameProcessor:
 
 
 class FrameSource(Protocol):
-    """Frames to analyse; ``fps`` paces reading (None: the device paces itself)."""
+    """Frames to analyse; ``fps`` paces reading (None: the device paces itself). A live device also has
+    ``reconnect`` (its state and reopening, tools/vision/capture.py); ``reconnect_of`` finds it."""
 
     fps: float | None
 
@@ -129,73 +128,9 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-class CaptureSource:
-    """A camera device or a video file through ``cv2.VideoCapture``; files can loop."""
-
-    def __init__(self, cap: cv2.VideoCapture, fps: float | None, loop: bool = False) -> None:
-        self.cap, self.fps, self.loop = cap, fps, loop
-
-    def read(self) -> np.ndarray | None:
-        ok, frame = self.cap.read()
-        if not ok and self.loop:
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.cap.read()
-        for _ in range(DEVICE_RETRIES if self.fps is None else 0):  # a device or stream: ride out a hiccup
-            if ok:
-                break
-            time.sleep(0.1)
-            ok, frame = self.cap.read()
-        return frame if ok else None
-
-    def close(self) -> None:
-        self.cap.release()
-
-
-class StillSource:
-    """One image offered again and again, as if a camera looked at a still scene."""
-
-    def __init__(self, image: np.ndarray, fps: float = STILL_FPS) -> None:
-        self.image, self.fps = image, fps
-
-    def read(self) -> np.ndarray | None:
-        return self.image
-
-    def close(self) -> None:
-        pass
-
-
-def open_source(spec: int | str | Path, loop: bool = False) -> FrameSource:
-    """A device index (0, "0"), a stream URL (rtsp://, http://: a robot's or drone's camera), an image
-    file (repeated) or a video file; typed errors when unusable."""
-    if isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec):
-        device = int(spec) if str(spec).isdigit() else str(spec)
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # reported below, in one line
-        try:  # a stream that stalls must not hang the session: open/read time out
-            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                        STREAM_TIMEOUT_MS]
-            cap = cv2.VideoCapture(device, cv2.CAP_ANY, timeouts) if isinstance(device, str) else \
-                cv2.VideoCapture(device)
-            ok = cap.isOpened() and cap.grab()
-        finally:
-            cv2.utils.logging.setLogLevel(level)
-        if not ok:
-            cap.release()
-            raise MMChatError(f"no camera at {'device index ' if isinstance(device, int) else ''}{device}",
-                              ErrorCode.DEVICE)
-        return CaptureSource(cap, None)
-    path = Path(spec)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise MMChatError(f"{path}: file not found or empty", ErrorCode.IMAGE_INVALID)
-    if cv2.haveImageReader(str(path)):
-        return StillSource(load_image(path))
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened() or not cap.grab():
-        cap.release()
-        raise MMChatError(f"{path}: not a readable video (no frames decoded)", ErrorCode.IMAGE_INVALID)
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop)
+def reconnect_of(source: FrameSource) -> Reconnector | None:
+    """A live camera's reconnector (its up/down listeners, its cancel); None for files, stills and the rest."""
+    return getattr(source, "reconnect", None)
 
 
 class TeeSource:
@@ -205,6 +140,7 @@ class TeeSource:
     def __init__(self, source: FrameSource, *sinks: Callable[[float, np.ndarray], object]) -> None:
         self.source, self.sinks = source, sinks
         self.fps = source.fps
+        self.reconnect = reconnect_of(source)
 
     def read(self) -> np.ndarray | None:
         frame = self.source.read()
@@ -340,6 +276,8 @@ class CameraStage:
     def stop(self, timeout: float = 5.0) -> None:
         self.stop_event.set()
         self._slot.close()
+        if (reconnect := reconnect_of(self.source)) is not None:  # a reader waiting to reopen gives up now
+            reconnect.cancel()
         for t in self._threads:
             if t.is_alive():
                 t.join(timeout)

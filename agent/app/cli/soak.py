@@ -11,6 +11,8 @@ from tools.common.errors import MMChatError
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("soak", parents=[common], help="long session over looped audio: RSS, threads, turns answered")
     p.add_argument("--minutes", type=float, default=2.0, help="stream minutes (default 2)")
+    p.add_argument("--camera", action="store_true", help="also run the camera stage on the looped Hamilton clip "
+                                                         "(FPS and dropped frames in the report)")
     p.set_defaults(handler=soak)
 
 
@@ -19,4 +21,4 @@ def soak(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
     if not 0 < args.minutes <= 24 * 60:
         raise MMChatError(f"--minutes must be in (0, 1440], not {args.minutes:g}")
-    return run(settings, args.minutes)
+    return run(settings, args.minutes, camera=args.camera)

@@ -1,0 +1,149 @@
+"""Frame sources for the camera stage: a device index, a stream URL, a video file or a still image.
+
+A live device or URL whose reads keep failing is released and reopened with back-off
+(``tools.common.devices``) instead of ending the stream: ``CaptureSource.reconnect`` tells its
+listeners (the session) when the camera goes down and when it is back. Files end at EOF (or loop).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tools.common.devices import Backoff, Reconnector
+from tools.common.errors import ErrorCode, MMChatError
+from tools.vision.face_hands import load_image
+
+STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
+STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
+HICCUP_S = 2.0  # a live camera's reads may fail this long (retried 0.1 s apart) before it counts as lost
+CAMERA = "camera"  # the device's name in its DeviceStatus
+
+
+class StillSource:
+    """One image offered again and again, as if a camera looked at a still scene."""
+
+    reconnect = None
+
+    def __init__(self, image: np.ndarray, fps: float = STILL_FPS) -> None:
+        self.image, self.fps = image, fps
+
+    def read(self) -> np.ndarray | None:
+        return self.image
+
+    def close(self) -> None:
+        pass
+
+
+def open_capture(device: int | str) -> cv2.VideoCapture | None:
+    """A device index or stream URL opened (URLs with open/read time-outs) and one frame grabbed; None
+    when that fails. OpenCV's own warnings are silenced: the caller reports the failure in one line."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:  # a stream that stalls must not hang the session
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                    STREAM_TIMEOUT_MS]
+        cap = cv2.VideoCapture(device, cv2.CAP_ANY, timeouts) if isinstance(device, str) else cv2.VideoCapture(device)
+        ok = cap.isOpened() and cap.grab()
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not ok:
+        cap.release()
+        return None
+    return cap
+
+
+class CaptureSource:
+    """A camera device, stream URL or video file through ``cv2.VideoCapture``.
+
+    Files play at ``fps`` and can loop. A live source (``device`` given) rides out
+    ``HICCUP_S`` of failed reads, then is released and reopened with back-off until it
+    is back (``reconnect`` reports down / reconnecting / up) or ``reconnect.cancel()``
+    ends the wait (``read`` returns None: the stage is stopping).
+    """
+
+    def __init__(self, cap: cv2.VideoCapture, fps: float | None, loop: bool = False,
+                 device: int | str | None = None, backoff: Backoff | None = None,
+                 hiccup_s: float = HICCUP_S, frames: tuple[int, int | None] = (0, None)) -> None:
+        """``frames``: the part of a file played (first, end; end None: to EOF), from its first frame."""
+        self.cap, self.fps, self.loop, self.device, self.hiccup_s = cap, fps, loop, device, hiccup_s
+        self.reconnect = Reconnector(CAMERA, backoff) if device is not None else None
+        self.first, self.end = frames
+        self.pos = 0
+        if self.first:
+            self._seek(self.first)
+
+    def _seek(self, index: int) -> None:
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self.pos = index
+
+    def _next(self) -> np.ndarray | None:
+        ok, frame = (False, None) if self.end is not None and self.pos >= self.end else self.cap.read()
+        self.pos += ok
+        return frame if ok else None
+
+    def _read_once(self) -> np.ndarray | None:
+        frame = self._next()
+        if frame is None and self.loop:
+            self._seek(self.first)
+            frame = self._next()
+        return frame
+
+    def read(self) -> np.ndarray | None:
+        frame = self._read_once()
+        if frame is not None or self.reconnect is None:
+            return frame  # a file: None is its end
+        deadline = time.monotonic() + self.hiccup_s
+        while time.monotonic() < deadline and not self.reconnect.cancelled:
+            time.sleep(0.1)
+            frame = self._read_once()
+            if frame is not None:
+                return frame
+        return self._recover()
+
+    def _recover(self) -> np.ndarray | None:
+        """Release the dead capture and reopen it with back-off; the first frame after, or None (cancelled)."""
+        assert self.reconnect is not None and self.device is not None
+        self.cap.release()
+        self.reconnect.lost(f"no frames from {self.device} for {self.hiccup_s:.0f} s")
+        device = self.device
+        while True:
+            cap = self.reconnect.reopen(lambda: open_capture(device))
+            if cap is None:
+                return None
+            self.cap = cap
+            ok, frame = cap.retrieve()  # the frame open_capture grabbed
+            if ok:
+                return frame
+            cap.release()
+            self.reconnect.lost(f"{device} opened but its first frame did not decode")
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def open_source(spec: int | str | Path, loop: bool = False,
+                frames: tuple[int, int | None] = (0, None)) -> CaptureSource | StillSource:
+    """A device index (0, "0"), a stream URL (rtsp://, http://: a robot's or drone's camera), an image
+    file (repeated) or a video file (``frames``: the part played); typed errors when unusable."""
+    if isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec):
+        device = int(spec) if str(spec).isdigit() else str(spec)
+        cap = open_capture(device)
+        if cap is None:
+            raise MMChatError(f"no camera at {'device index ' if isinstance(device, int) else ''}{device}",
+                              ErrorCode.DEVICE)
+        return CaptureSource(cap, None, device=device)
+    path = Path(spec)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise MMChatError(f"{path}: file not found or empty", ErrorCode.IMAGE_INVALID)
+    if cv2.haveImageReader(str(path)):
+        return StillSource(load_image(path))
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened() or not cap.grab():
+        cap.release()
+        raise MMChatError(f"{path}: not a readable video (no frames decoded)", ErrorCode.IMAGE_INVALID)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop, frames=frames)
