@@ -65,9 +65,22 @@ def quantise_gguf(src: Path, dst: Path, ftype_name: str, threads: int = 2) -> No
     params.ftype = ftype
     params.nthread = threads
     params.allow_requantize = True
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    log = dst.with_suffix(".quantise.log")  # llama.cpp prints a line per tensor: kept out of the install log
+    with open(log, "wb") as sink:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
+        try:
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
     if rc != 0 or not dst.is_file():
-        raise SystemExit(f"quantise_models: llama_model_quantize {src.name} -> {ftype_name} failed ({rc})")
+        raise SystemExit(f"quantise_models: llama_model_quantize {src.name} -> {ftype_name} failed ({rc}); see {log}")
+    log.unlink()
 
 
 def build_llm(models: Path, name: str) -> None:

@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import pickle
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,10 +173,14 @@ class ClassifierCache:
             return
         buf = io.BytesIO()
         pickle.dump({"hash": digest, "classifier": clf}, buf, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         self.store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(tmp, buf.getvalue())
-        os.replace(tmp, self.path)
+        # a temp name per writer: sessions starting together each train and replace atomically
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            write_private(tmp, buf.getvalue())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def face_namer(settings: "Settings", video: bool) -> "FaceNamer | None":
