@@ -13,6 +13,7 @@ run: install
 
 test: install
 	$(PY) -m ruff check agent tools tests scripts main.py
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-slow: install

@@ -25,7 +25,7 @@ def local_names() -> list[str]:
     """This machine's host name and addresses (the certificate's subject alternative names)."""
     names = {"localhost", "127.0.0.1", socket.gethostname()}
     try:
-        names.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
+        names.update(str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None))
     except OSError:
         pass
     return sorted(names)

@@ -41,6 +41,7 @@ def document_bodies(app: FastAPI) -> None:
                 op = schema.get("paths", {}).get(path, {}).get("post")
                 if op is not None:
                     op.setdefault("requestBody", body)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -42,9 +42,9 @@ def bench_affect(settings: Settings, repeat: int = 3) -> dict:
     for _ in range(max(repeat, 1)):
         for a in clips:
             t0 = time.perf_counter()
-            r = affect.voice(a)
+            vr = affect.voice(a)
             voice["total"].append((time.perf_counter() - t0) * 1e3)
-            for k, v in r.timings_ms.items():
+            for k, v in vr.timings_ms.items():
                 voice.setdefault(k, []).append(v)
     model, finder = AgeGenderModel(), FaceFinder(4, 0.5)
     faces = []

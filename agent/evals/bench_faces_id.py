@@ -12,6 +12,7 @@ moved a few pixels each frame so the tracker has work. Figures:
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def bench_faces_id(settings: Settings, repeat: int = 3) -> dict:
     return out
 
 
-def _stage(settings: Settings, crops: list[np.ndarray], repeat: int, processor_cls: type, namer: object) -> dict:
+def _stage(settings: Settings, crops: list[np.ndarray], repeat: int, processor_cls: Any, namer: object) -> dict:
     """FPS of the whole camera-stage frame (max_faces raised to 6 so every face is analysed), the shared
     faces enrolled (``namer``)."""
     vision = settings.vision.model_copy(update={"max_faces": max(settings.vision.max_faces, max(COUNTS))})

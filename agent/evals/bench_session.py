@@ -51,7 +51,7 @@ def _session(settings: Settings, assistant: Any, emotion: str, script: list) -> 
     return SessionRunner(settings, parts, emotion=emotion).run(max_wall_s=240)
 
 
-def _stage_values(events: list[dict], acc: dict[str, list[float]]) -> None:
+def _stage_values(events: list[dict], acc: dict[str, list[float | None]]) -> None:
     """Where the time of each answered turn went (seconds after the end of the user's turn)."""
     waits = [e.get("asr_wait_s") for e in events if e["type"] == "transcript"]
     replies = [e for e in events if e["type"] == "reply"]
@@ -83,8 +83,11 @@ def bench_session(settings: Settings, repeat: int) -> dict:
     ready = time.perf_counter() - t0
     script = _script(assistant.tts, settings.testdata_dir / "speech", min(len(NO_TOOL), max(1, repeat)),
                      1 if repeat < 3 else 2)
-    no_tool: dict[str, list[float]] = {}
-    tool, first_turn, stages, unlocked = [], [], {}, 0  # type: ignore[var-annotated]
+    no_tool: dict[str, list[float | None]] = {}
+    tool: list[float | None] = []
+    first_turn: list[float | None] = []
+    stages: dict[str, list[float | None]] = {}
+    unlocked = 0
     for emotion in EMOTIONS:
         events = _session(settings, assistant, emotion, script)
         unlocked += any(e["type"] == "unlock" for e in events)

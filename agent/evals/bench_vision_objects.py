@@ -5,6 +5,7 @@ All on real frames of ``scenes/vtest.avi`` resized to 640x480.
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ def video_frames(path: str, n: int, size: tuple[int, int] = SIZE) -> list[np.nda
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for _, f in frames]
 
 
-def _ms(fn, *args) -> float:
+def _ms(fn: Callable[..., object], *args: Any) -> float:
     t0 = time.perf_counter()
     fn(*args)
     return 1000 * (time.perf_counter() - t0)

@@ -152,7 +152,8 @@ def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | No
             super().__init__()
             self.container: Any = None
             self.frames: Any = iter(())
-            self.clip_t, self.t0, self.n = 0.0, None, 0
+            self.clip_t, self.n = 0.0, 0
+            self.t0: float | None = None
 
         def _open(self) -> None:
             if self.container is not None:
@@ -275,7 +276,7 @@ async def probe(base_url: str, audio: str | Path | None, video: str | Path | Non
             result.events.append(m)
         if m.get("type") == "ready":
             for track in tracks:
-                getattr(track, "start", getattr(track, "restart", None))()
+                (getattr(track, "start", None) or getattr(track, "restart"))()
         if until is not None and until(result):
             done.set()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -166,7 +166,7 @@ def choose_threshold(ts: list[Trial], step: float = 0.05) -> float:
     return round(float(np.floor(top / step + 1e-9) * step + step), 4)
 
 
-def _embed(vp, utts: list[Utterance], min_speech_s: float, probe_s: float
+def _embed(vp: Any, utts: list[Utterance], min_speech_s: float, probe_s: float
            ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(speakers, whole-speech embeddings, first-``probe_s`` embeddings, has >= probe_s of speech)."""
     from tools.common.errors import MMChatError
@@ -189,7 +189,7 @@ REAL_GROUPS = ("sb", "fillets-cs", "fillets-nl")  # recorded by people on one ch
 GRID = (0.33, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
-def measure_same_channel(vp, by_group: dict[str, list[Utterance]], cohort: np.ndarray,
+def measure_same_channel(vp: Any, by_group: dict[str, list[Utterance]], cohort: np.ndarray,
                          cohort_speakers: list[str], min_speech_s: float, configured: float | None,
                          probe_s: float = 2.0, ks: tuple[int, ...] = ()) -> dict:
     """Same-channel trials (raw, and AS-norm for each K of ``ks``) and the threshold chosen on them:

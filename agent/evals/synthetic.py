@@ -8,6 +8,8 @@ so every such trial is an impostor trial; the face + liveness check is what stop
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from agent.common.config import Settings
@@ -29,7 +31,7 @@ def synthetic_commands(settings: Settings) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def synthetic_report(vp, settings: Settings, embs: np.ndarray, speakers: list[str], threshold: float,
+def synthetic_report(vp: Any, settings: Settings, embs: np.ndarray, speakers: list[str], threshold: float,
                      probe_s: float = 2.0) -> dict:
     """Scores of the synthetic commands (whole and first ``probe_s`` s of speech) against every model."""
     from agent.evals.same_channel import rotations

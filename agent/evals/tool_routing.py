@@ -61,7 +61,8 @@ def evaluate(controller: Controller, cases: list[dict]) -> dict:
         t0 = time.perf_counter()
         try:
             call = controller.route(c["text"])
-            got_tool, got_args, problem = (call.name, call.args, None) if call else (None, {}, None)
+            problem: str | None = None
+            got_tool, got_args = (call.name, call.args) if call else (None, {})
         except (ToolCallError, MMChatError) as e:
             got_tool, got_args, problem = "(invalid)", {}, str(e)
         latencies.append(time.perf_counter() - t0)

@@ -120,6 +120,7 @@ def verify_phrase(settings: Settings, checker: Any, decision: Any, voice: str | 
         ok = match
         out.update(phrase_source="expected", heard=text, phrase_errors=errors, phrase_words=len(expected))
     else:  # the stored passphrase: nothing about it (nor the transcript) is reported
+        assert profile is not None
         res = check_phrase(checker, PhraseJob(_Audio(audio), profile.name, text, "passphrase"), settings.identity)
         match, ok = res.phrase_match, res.ok  # ok: also the voice vs the passphrase's own enrolment takes
         out.update(phrase_source="passphrase", key_voice_score=res.voice_score)

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CLASSIFIER_FILE = ".face_classifier.pkl"
 FORMAT = 1  # bump when FaceClassifier's fields change
-SVM_GRID = {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0, 100.0]}
-KNN_GRID = {"n_neighbors": [1, 3, 5]}
+SVM_GRID: dict[str, list[Any]] = {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0, 100.0]}
+KNN_GRID: dict[str, list[Any]] = {"n_neighbors": [1, 3, 5]}
 
 
 @dataclass(frozen=True)

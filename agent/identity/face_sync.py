@@ -94,7 +94,8 @@ class FaceSync:
     def __init__(self, store: ProfileStore, cfg: "FaceIdSettings", encoder: Callable[[], FaceEncoder],
                  models: dict[str, str] | None = None) -> None:
         self.store, self.cfg, self.models = store, cfg, models or {}
-        self._make_encoder, self._encoder = encoder, None
+        self._make_encoder = encoder
+        self._encoder: FaceEncoder | None = None
         self.manifest_path = store.root / MANIFEST
 
     @classmethod
@@ -168,7 +169,9 @@ class FaceSync:
             return prev
         reuse = {sha: profile.face[i] for i, (_, sha) in enumerate(stored_rows)} if aligned and profile else {}
         bad_before = {sha: reason for _, sha, reason in prev.get("skipped", [])}
-        rows, encs, bad = [], [], []
+        rows: list[list[str]] = []
+        encs: list[np.ndarray] = []
+        bad: list[list[str | None]] = []
         for fname, sha in person.photos:
             if sha in reuse:
                 enc, reason = reuse[sha], None
@@ -179,7 +182,7 @@ class FaceSync:
                 report.embedded += 1
             if enc is None:
                 bad.append([fname, sha, reason])
-                report.skipped.append({"file": f"{person.name}/{fname}", "reason": reason})
+                report.skipped.append({"file": f"{person.name}/{fname}", "reason": str(reason)})
             else:
                 rows.append([fname, sha])
                 encs.append(enc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -90,6 +90,7 @@ class VideoFace(FeedBase):
         if t - window_s > self.duration:
             return []
         start = max(0.0, min(t, self.duration) - window_s)
+        assert self.path is not None
         return [f for _, f in sample_video(self.path, start, window_s, n)]
 
 
@@ -197,7 +198,7 @@ class IdentityGate:
 
     def _check(self, audio: np.ndarray, t: float, profiles: list[Profile]) -> Decision:
         t0 = time.perf_counter()
-        cfg, details = self.cfg, {"face_source": self.feed.kind}
+        cfg, details = self.cfg, dict[str, Any](face_source=self.feed.kind)
         if not profiles:
             return Decision("reject", None, "no profiles enrolled", phrases.refusal(phrases.NOBODY_ENROLLED), details)
         try:
@@ -228,7 +229,7 @@ class IdentityGate:
         if not encs:
             return self._no_face(vm, "no face in view", phrases.NO_FACE, details)
         fm = best_face(encs, profiles, cfg.face_threshold)
-        details["face_distance"], details["face_user"] = round(fm.value, 4), fm.user
+        details["face_distance"], details["face_user"] = round(fm.value, 4) if fm.value is not None else None, fm.user
         details.update(fm.explain("face"))
         live = None
         if cfg.require_liveness and not self.feed.still:

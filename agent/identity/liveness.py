@@ -65,11 +65,11 @@ class MediaPipeFaceMesh:
 
 def eye_aspect_ratio(pts: np.ndarray) -> float:
     """Mean EAR of both eyes: eyelid gap over eye width (drops sharply in a blink)."""
-    ears = []
+    ears: list[float] = []
     for p1, p2, p3, p4, p5, p6 in (LEFT_EYE, RIGHT_EYE):
         width = np.linalg.norm(pts[p1] - pts[p4])
         gap = np.linalg.norm(pts[p2] - pts[p6]) + np.linalg.norm(pts[p3] - pts[p5])
-        ears.append(gap / (2.0 * width) if width > 0 else 0.0)
+        ears.append(float(gap / (2.0 * width)) if width > 0 else 0.0)
     return float(np.mean(ears))
 
 

@@ -6,6 +6,7 @@ probe must also pass liveness when ``identity.require_liveness`` is set.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ class IdentityChecker:
         a = load_audio(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
         return self.voiceprint.embed(speech_only(a, self.cfg.min_speech_s, name))
 
-    def enroll(self, name: str, voices: list[str | Path], faces: list[str | Path],
+    def enroll(self, name: str, voices: Sequence[str | Path], faces: Sequence[str | Path],
                prefs: dict[str, Any] | None = None, passphrase: str | None = None) -> Profile:
         """Embed every sample first, then add them (and ``prefs`` updates) to the profile in one save.
 
@@ -203,6 +204,7 @@ class IdentityChecker:
             if face is not None:
                 encs = [encode_image(face, self.faces)]
             else:
+                assert video is not None
                 start = cfg.video_start_s if start_s is None else start_s
                 window = cfg.video_window_s if window_s is None else window_s
                 frames = sample_video(video, start, window, cfg.video_frames)

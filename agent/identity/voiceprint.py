@@ -75,14 +75,15 @@ def _stub_broken_torchaudio() -> None:
     stub = types.ModuleType("torchaudio", "placeholder: the installed torchaudio does not load")
     stub.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
     try:
-        stub.__version__ = importlib.metadata.version("torchaudio")
+        version = importlib.metadata.version("torchaudio")
     except importlib.metadata.PackageNotFoundError:
-        stub.__version__ = "0.0.0"
+        version = "0.0.0"
+    setattr(stub, "__version__", version)
 
     def _missing(attr: str) -> None:
         raise AttributeError(f"torchaudio.{attr} unavailable ({reason})")
 
-    stub.__getattr__ = _missing  # type: ignore[attr-defined]
+    setattr(stub, "__getattr__", _missing)
     sys.modules["torchaudio"] = stub
     log.debug("torchaudio unavailable, using a placeholder module (%s)", reason)
 

@@ -11,7 +11,7 @@ the barge-in detector scales the expected echo by it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class WebRtcEchoCanceller:
         self.apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
         self.apm.set_stream_delay_ms(delay_ms)
 
-    def _frame(self, pcm: np.ndarray):  # noqa: ANN202 - livekit's AudioFrame
+    def _frame(self, pcm: np.ndarray) -> Any:  # livekit's AudioFrame
         return self.rtc.AudioFrame(np.ascontiguousarray(pcm, np.int16).tobytes(), self.sample_rate, 1, self.block)
 
     def process(self, mic: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -107,12 +107,12 @@ class Assistant:
         return reply.first_audio_s if reply.first_audio_s is not None else time.perf_counter() - t0
 
     @property
-    def controller_if_loaded(self) -> Controller:
+    def controller_if_loaded(self) -> Controller | _NoController:
         """The controller when built; fixed lines need none (a placeholder that is never asked)."""
         return self.__dict__.get("controller") or _NoController()
 
     def answer(self, text: str, emotion: str | None = None, sink: AudioSink | None = None,
-               cancel=None) -> Reply:  # noqa: ANN001
+               cancel: threading.Event | None = None) -> Reply:
         """One text turn through the reply path; spoken into ``sink`` when given.
 
         Typed-input mistakes (empty, too long) raise: a caller's error, not something to say.
@@ -123,19 +123,18 @@ class Assistant:
         return reply
 
     def spoken_turn(self, audio: np.ndarray, sink: AudioSink | None = None, emotion: str | None = None,
-                    cancel=None) -> tuple[str, TurnResult, AudioSink]:  # noqa: ANN001
+                    cancel: threading.Event | None = None) -> tuple[str, TurnResult, AudioSink]:
         """ASR -> the reply path (controller -> streamed TTS). Time zero is the end of the user's speech."""
         sink = sink or BufferSink()
         t0 = time.perf_counter()
         sw = Stopwatch()
         transcript = ""
+        error: MMChatError | None = None
         try:
             with sw.stage("asr_s"):
                 transcript = self.asr.transcribe(audio).text
         except MMChatError as e:
             transcript, error = "", e
-        else:
-            error = None
         job = ReplyJob(ReplyKind.REPLY, transcript, t0, emotion)
         reply = self.replies.run(job, sink, cancel, upstream=error)
         result = reply.result
@@ -157,7 +156,7 @@ class Assistant:
 class _NoController:
     """Stands in for the controller on fixed-line jobs, so ``say`` never loads the LLM."""
 
-    def respond(self, *_a, **_k) -> TurnResult:  # noqa: ANN002, ANN003
+    def respond(self, *_a: object, **_k: object) -> TurnResult:
         raise MMChatError("no controller loaded for a fixed line")
 
     def style_cap(self, emotion: str | None = None) -> int:

@@ -111,6 +111,7 @@ class KeySteps:
             self._refuse(uid, k.utt.end, PASSPHRASE_REFUSED, "passphrase: no words heard")
             return
         self.c.busy.add()
+        assert k.res.user is not None  # a key step follows a gate decision that named the user
         self.c.gate_q.put(PhraseJob(k.utt, k.res.user, text, "passphrase"))
 
     def answer(self, u: Utterance, final: bool = True) -> bool:
@@ -150,8 +151,8 @@ class KeySteps:
         return False
 
     def tick(self, t: float) -> None:
-        if self.policy.expired(t):
-            ch = self.policy.challenge
+        ch = self.policy.challenge
+        if ch is not None and self.policy.expired(t):
             self.c.s.event(t, EventType.CHALLENGE_FAILED, user=ch.user, reason="no answer in time")
             self._refuse(ch.uid, t, CHALLENGE_LATE, "challenge failed: no answer in time")
 
@@ -165,7 +166,7 @@ class KeySteps:
     # -- steps ------------------------------------------------------------------------------------
     def _ask(self, uid: int, t: float) -> None:
         p = self.c.pending[uid]
-        assert p.key is not None
+        assert p.key is not None and p.key.res.user is not None
         ch = self.policy.ask(p.key.res.user, uid, t)
         self.c.s.challenged(t, user=ch.user, words=len(ch.words), timeout_s=self.policy.cfg.challenge_timeout_s)
         self.c.say(ReplyKind.NOTICE, self.policy.prompt(ch), p.heard_at)

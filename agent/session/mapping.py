@@ -5,7 +5,7 @@ as labelled landmarks, and ``ctx.map_query`` answers ``query_map`` from that map
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class MapHook:
             detector = load_detector(self.settings)
         stage = MappingStage(self.K, self.settings.slam, detector, self.size, ANCHOR_EVERY)
         try:
-            stage.run(folder_frames(self.frames) if self.frames else video_frames(self.video))
+            stage.run(folder_frames(self.frames) if self.frames else video_frames(cast(str, self.video)))
         except SequenceError as e:
             raise MMChatError(str(e), ErrorCode.BAD_INPUT) from None
         self.ctx.map_query = stage.query

@@ -69,6 +69,7 @@ class PerceptionHook:
         if self.image_array is not None:
             processor.process_image(self.image_array)
         else:
+            assert self.source is not None
             if self.mapping is not None:
                 self.mapping.detector = processor.detector  # one ONNX session (thread-safe) for both stages
                 self.mapping.attach(self.ctx).start()

@@ -6,7 +6,7 @@ from these; ``ensure_demo_profile`` enrols the demo user from the shared recordi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Wait:
 class ScriptedSource:
     """A conversation as an AudioSource: audio parts, and Wait steps that listen for the assistant."""
 
-    def __init__(self, parts: list[np.ndarray | Wait | Callable[[], np.ndarray]], frame_ms: int = 30,
+    def __init__(self, parts: Sequence[np.ndarray | Wait | Callable[[], np.ndarray]], frame_ms: int = 30,
                  sample_rate: int = SAMPLE_RATE, settle_s: float = 1.5, realtime: bool = False) -> None:
         """``realtime``: frames come at their wall-clock pace, like a microphone (else as fast as read)."""
         self.parts, self.sample_rate, self.settle_s = parts, sample_rate, settle_s  # settle: VAD end + queues

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -165,8 +165,8 @@ def make_source(settings: Settings, audio: str | np.ndarray | Iterable | None, l
     if audio is None:
         raise ValueError("file source needs audio")
     if isinstance(audio, (str, np.ndarray)) or hasattr(audio, "__fspath__"):
-        return FileSource(audio, frame_ms=frame_ms, realtime=realtime)
-    return audio  # already an AudioSource (e.g. a scripted conversation)
+        return FileSource(cast(Any, audio), frame_ms=frame_ms, realtime=realtime)
+    return cast(AudioSource, audio)  # already an AudioSource (e.g. a scripted conversation)
 
 
 def make_vad(settings: Settings) -> tuple[TurnDetector, LastVoiced]:
@@ -201,8 +201,8 @@ class Stats:
     def summary(self) -> dict[str, dict[str, float]]:
         with self._lock:
             out = {}
-            for k, v in self.values.items():
-                v = sorted(v)
+            for k, window in self.values.items():
+                v = sorted(window)
                 out[k] = {"median_ms": round(1000 * statistics.median(v), 2),
                           "p90_ms": round(1000 * v[min(len(v) - 1, int(0.9 * len(v)))], 2),
                           "n": self.counts.get(k, len(v))}

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -76,7 +77,7 @@ def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runn
         opener = chat.client.tokenize(b'{"', add_bos=False, special=False)
         if len(opener) == 1:
             inner = chat.bind(logit_bias={opener[0]: s.tool_bias})
-    return RoleView(inner, _roles(chat), role)  # type: ignore[return-value]
+    return RoleView(inner, _roles(chat), role)
 
 
 def make_ollama(s: LLMSettings) -> BaseChatModel:
@@ -120,7 +121,7 @@ def make_chat_model(s: LLMSettings, models_dir: Path, role: str = "route") -> Ru
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def _quiet_stderr() -> Iterator[None]:
     """Silence C-level stderr (fd 2) for noisy native loaders."""
     try:
         fd = os.dup(2)

@@ -153,7 +153,7 @@ def warm(llm: Any, prompt_text: str, run: Callable[[], None], state_dir: Path | 
     if activate is not None:  # a shared context: this role's KV cache is the one to warm
         activate()
     llama = llama_of(llm) if state_dir is not None else None
-    if llama is None:
+    if llama is None or state_dir is None:
         run()
         return "warmed"
     path = state_dir / f"{state_key(llama, prompt_text)}.kv"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import yaml
@@ -52,7 +52,7 @@ class MiniLMRouter:
         for label, mat in self.bank.items():
             sims = np.sort(mat @ q)[::-1][: self.top_k]
             scores[label] = round(float(sims.mean()), 4)
-        best = max(scores, key=scores.get)
+        best = max(scores, key=lambda k: scores[k])
         return Intent(best, scores[best], scores)
 
 
@@ -90,7 +90,7 @@ def direct_call(intent: Intent | None, text: str, policy: RouterPolicy) -> tuple
 
 
 def arbitrate(tool: str | None, intent: Intent | None, text: str,
-              policy: RouterPolicy) -> tuple[str, dict] | None | bool:
+              policy: RouterPolicy) -> tuple[str, dict] | None | Literal[True]:
     """Check the LLM's router-tool choice: True keeps it, None vetoes it, or a (tool, args) swap."""
     if tool not in ROUTER_TOOLS or intent is None:
         return True

@@ -49,11 +49,11 @@ class SentenceSplitter:
                     self.early += 1
                     return c.end(1)
         if len(self.buf.split()) >= self.max_words:
-            c = None
-            for c in _CLAUSE.finditer(self.buf):
+            last = None
+            for last in _CLAUSE.finditer(self.buf):
                 pass
-            if c is not None:
-                return c.end(1)
+            if last is not None:
+                return last.end(1)
         return None
 
     def flush(self) -> list[str]:

@@ -13,6 +13,7 @@ import difflib
 import json
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -44,7 +45,7 @@ def looks_like_call(text: str) -> bool:
     return t.startswith(("{", "```", "<tool_call>", "[{")) or bool(re.match(r"^\w+\s*\(\s*\{", t))
 
 
-def _objects(text: str):
+def _objects(text: str) -> Iterator[dict[str, Any]]:
     """Yield every JSON-ish object found in the text, outermost first."""
     t = text.replace("<tool_call>", " ").replace("</tool_call>", " ")
     t = re.sub(r"```(?:json)?", " ", t)
@@ -53,7 +54,7 @@ def _objects(text: str):
         yield from _scan(t.replace("{{", "{").replace("}}", "}"))
 
 
-def _scan(t: str):
+def _scan(t: str) -> Iterator[dict[str, Any]]:
     dec = json.JSONDecoder()
     i = t.find("{")
     while i >= 0:
@@ -90,7 +91,7 @@ def _name_args(obj: dict, tools: dict[str, type[BaseModel]]) -> tuple[str, Any] 
     if "function" in obj and isinstance(obj["function"], dict):  # OpenAI style nesting
         obj = obj["function"]
     name = next((obj[k] for k in _NAME_KEYS if isinstance(obj.get(k), str)), None)
-    args = next((obj[k] for k in _ARG_KEYS if k in obj), {})
+    args: Any = next((obj[k] for k in _ARG_KEYS if k in obj), {})
     if name is None and len(obj) == 1:  # {"set_mode": {"mode": "privacy"}}
         (k, v), = obj.items()
         if k in tools:

@@ -80,8 +80,8 @@ class FaceAttributeCache:
             match = min(self._prev, key=lambda p: float(np.linalg.norm(c - p[0])), default=None)
             fresh = match is not None and np.linalg.norm(c - match[0]) < max(w, h) and (
                 not self.refresh_every or match[2] < self.refresh_every)
-            known.append(match[1] if fresh else None)
-            ages.append(match[2] + 1 if fresh else 0)
+            known.append(match[1] if fresh and match else None)
+            ages.append(match[2] + 1 if fresh and match else 0)
         new = [i for i, k in enumerate(known) if k is None]
         if new:
             self.runs += 1

@@ -7,7 +7,7 @@ Gender: the face's and the voice's P(male), weighted the same way; age: the face
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def fuse_emotion(readings: Mapping[str, ModalityReading | None], weights: Mappin
         elif r.confidence < min_confidence:
             dropped[name] = f"unsure ({r.emotion} {r.confidence:.2f} < {min_confidence:g})"
         else:
-            total += w * r.vector()
+            total += w * cast(np.ndarray, r.vector())  # scores checked above
             used.append(name)
     if not used:
         return Fused(None, None, None, [], [], dropped)

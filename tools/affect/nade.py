@@ -79,11 +79,11 @@ class NadeModel:
         self.hashes = sorted(by_hash)  # feature column j is the j-th smallest label hash (as Nade sorts them)
         self.emoji_to_ours = np.zeros((len(self.hashes), len(EMOTIONS)))
         for j, h in enumerate(self.hashes):
-            e = by_hash[h]
+            emoji = by_hash[h]
             for emotion, group in EMOJI_GROUPS.items():
-                if e in group.split():
+                if emoji in group.split():
                     self.emoji_to_ours[j, EMOTIONS.index(emotion)] = 1.0
-            for emotion, share in EMOJI_SPLIT.get(e, {}).items():
+            for emotion, share in EMOJI_SPLIT.get(emoji, {}).items():
                 self.emoji_to_ours[j, EMOTIONS.index(emotion)] = share
         self._run_lock = threading.Lock()
 

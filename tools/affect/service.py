@@ -98,7 +98,7 @@ class Affect:
             readings["voice"] = ModalityReading.none(voice.reason or NO_EMOTION)
         f = fuse_emotion(readings, w, self.cfg.min_confidence)
         votes: dict[str, tuple[str | None, float | None]] = {}
-        genders = [(x.get("gender"), x.get("gender_score")) for x in faces if x.get("gender")]
+        genders = [(x["gender"], x["gender_score"]) for x in faces if x.get("gender") and x.get("gender_score") is not None]
         if genders:
             p_male = float(np.mean([s if g == "male" else 1 - s for g, s in genders]))
             votes["face"] = ("male", p_male) if p_male >= 0.5 else ("female", 1 - p_male)

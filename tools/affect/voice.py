@@ -144,7 +144,7 @@ class VoiceAnalyser:
         # for music, while every music track tried had too little speech for the VAD anyway.
         t1 = t2 = time.perf_counter()
         g = gender_svm.proba(speech)
-        gender = max(g, key=g.get)
+        gender = max(g, key=lambda k: g[k])
         t3 = time.perf_counter()
         pro = prosody(speech)
         t4 = time.perf_counter()

@@ -109,6 +109,7 @@ class SlamMapQuery:
             return self._unknown(m, q)
         lm: Landmark = m.landmarks[label]
         T, _ = m.current_pose()
+        assert T is not None  # landmarks are anchored on posed frames
         Xc = T[:3, :3] @ lm.position + T[:3, 3]
         bearing = math.degrees(math.atan2(Xc[0], Xc[2]))
         value, unit, text = self._dist(float(np.linalg.norm(Xc)))

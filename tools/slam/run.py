@@ -38,8 +38,8 @@ class SequenceRun:
         return np.array([t for t, _ in e]), np.array([c for _, c in e]).reshape(-1, 3)
 
     def write_trajectory(self, path: Path) -> Path:
-        tr = [x for x in self.slam.map.trajectory if x.T_cw is not None]
-        write_tum(path, [x.timestamp for x in tr], [invert(x.T_cw) for x in tr])
+        tr = [(x.timestamp, x.T_cw) for x in self.slam.map.trajectory if x.T_cw is not None]
+        write_tum(path, [t for t, _ in tr], [invert(T) for _, T in tr])
         return path
 
     def evaluate(self, gt_path: str | Path) -> tuple[dict, np.ndarray | None]:

@@ -35,8 +35,10 @@ MAPPING_MODE = "mapping"
 class Labelled(Protocol):
     """A detection: a label and an ``(x1, y1, x2, y2)`` box in the pixels of the frame given to SLAM."""
 
-    label: str
-    box: Sequence[float]
+    @property
+    def label(self) -> str: ...
+    @property
+    def box(self) -> Sequence[float]: ...
 
 
 class MappingStage:

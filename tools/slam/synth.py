@@ -148,7 +148,9 @@ def write_sequence(out: Path, n: int = 80, kind: str = "smooth", noise: float = 
     """Render a sequence into ``out``; returns ``out``."""
     out = Path(out)
     (out / "frames").mkdir(parents=True, exist_ok=True)
-    stamps, poses, lines = [], [], []
+    stamps: list[float] = []
+    poses: list[np.ndarray] = []
+    lines: list[str] = []
     for t, img, T in frames(n, kind, noise, blur, fps, photos, seed):
         name = f"frames/{len(stamps):05d}.png"
         cv2.imwrite(str(out / name), img)

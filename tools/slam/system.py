@@ -123,6 +123,7 @@ class MonocularSlam:
         return self._create_map(out, feats, t)
 
     def _create_map(self, init: InitResult, feats: FrameFeatures, t: float) -> FrameResult:
+        assert self._ref is not None
         ref_i, ref_t, ref = self._ref
         m = self.map
         kf0 = m.add_keyframe(ref_i, ref_t, np.eye(4), ref.keypoints, ref.descriptors)
@@ -158,6 +159,7 @@ class MonocularSlam:
     # -- tracking --------------------------------------------------------
     def _track(self, feats: FrameFeatures, t: float) -> FrameResult:
         c = self.cfg
+        assert self._prev_T is not None  # tracking follows the map's first pose
         pred = self._velocity @ self._prev_T
         T, pairs = self._track_from(pred, feats, c.match_radius_px)
         if T is None:  # fast motion: wider window, then plain descriptor matching
@@ -173,7 +175,8 @@ class MonocularSlam:
 
     def _tracked(self, feats: FrameFeatures, t: float, T: np.ndarray, pairs: np.ndarray,
                  status: Status) -> FrameResult:
-        self._velocity = T @ np.linalg.inv(self._prev_T) if status == Status.TRACKING else np.eye(4)
+        self._velocity = T @ np.linalg.inv(self._prev_T) if status == Status.TRACKING and self._prev_T is not None \
+            else np.eye(4)
         self._prev_T = T
         self.current = _Current(feats, pairs, T)
         res = FrameResult(self._index, t, status, T, len(pairs))

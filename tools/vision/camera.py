@@ -122,7 +122,8 @@ class FrameSource(Protocol):
     """Frames to analyse; ``fps`` paces reading (None: the device paces itself). A live device also has
     ``reconnect`` (its state and reopening, tools/vision/capture.py); ``reconnect_of`` finds it."""
 
-    fps: float | None
+    @property
+    def fps(self) -> float | None: ...
 
     def read(self) -> np.ndarray | None: ...  # None at the end
     def close(self) -> None: ...

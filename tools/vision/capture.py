@@ -129,7 +129,7 @@ def open_source(spec: int | str | Path, loop: bool = False,
     """A device index (0, "0"), a stream URL (rtsp://, http://: a robot's or drone's camera), an image
     file (repeated) or a video file (``frames``: the part played); typed errors when unusable."""
     if isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec):
-        device = int(spec) if str(spec).isdigit() else str(spec)
+        device = int(str(spec)) if str(spec).isdigit() else str(spec)
         cap = open_capture(device)
         if cap is None:
             raise MMChatError(f"no camera at {'device index ' if isinstance(device, int) else ''}{device}",

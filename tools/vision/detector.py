@@ -134,7 +134,8 @@ class NanoDetONNX:
         xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1)
         keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), sc.tolist(), cl.tolist(), thr, self.nms_iou)
         keep = sorted(np.asarray(keep, int).ravel(), key=lambda i: -sc[i])
-        return [Detection(self.labels[cl[i]], float(sc[i]), tuple(float(v) for v in b[i])) for i in keep]
+        return [Detection(self.labels[cl[i]], float(sc[i]), (float(b[i, 0]), float(b[i, 1]), float(b[i, 2]), float(b[i, 3])))
+                for i in keep]
 
 
 def model_path(settings: "ToolSettings") -> Path:

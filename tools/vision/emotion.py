@@ -32,7 +32,7 @@ class EmotionModel(Protocol):
     needs_landmarks: bool
 
     def predict(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
-                landmarks: list[np.ndarray]) -> np.ndarray: ...
+                landmarks: list[np.ndarray | None]) -> np.ndarray: ...
 
 
 def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], pad: float, size: int = 64) -> np.ndarray:
@@ -83,7 +83,7 @@ class FerEmotion:
         return self.session.run(None, {"face": x})[0]
 
     def predict(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
-                landmarks: list[np.ndarray]) -> np.ndarray:
+                landmarks: list[np.ndarray | None]) -> np.ndarray:
         return self.raw(gray, boxes) @ FER_MAP
 
 
@@ -118,10 +118,10 @@ class LandmarkEmotion:
         self._to_ours = np.array([[float(lab == e) for e in EMOTIONS] for lab in self.model.labels], np.float32)
 
     def predict(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
-                landmarks: list[np.ndarray]) -> np.ndarray:
+                landmarks: list[np.ndarray | None]) -> np.ndarray:
         if not landmarks:
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        x = np.stack([lower_face_features(lm, self.indices) for lm in landmarks])
+        x = np.stack([lower_face_features(lm, self.indices) for lm in landmarks if lm is not None])  # needs_landmarks
         return self.model.predict_proba(x) @ self._to_ours
 
 

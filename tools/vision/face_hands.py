@@ -122,6 +122,7 @@ class FaceHandsAnalyser:
         return out
 
     def _faces(self, rgb: np.ndarray, bgr: np.ndarray, timings: dict[str, float]) -> list[FaceResult]:
+        assert self.face_finder is not None
         t0 = time.perf_counter()
         found = self.face_finder.find(rgb)
         timings["face_mesh"] = (time.perf_counter() - t0) * 1000
@@ -160,6 +161,7 @@ class FaceHandsAnalyser:
         return normalise(total)
 
     def _hands(self, rgb: np.ndarray, timings: dict[str, float]) -> list[HandResult]:
+        assert self.hand_model is not None and self.gestures is not None
         h, w = rgb.shape[:2]
         t0 = time.perf_counter()
         res = self.hand_model.process(rgb)
@@ -170,7 +172,7 @@ class FaceHandsAnalyser:
             g = self.gestures.shape(pts)
             hands.append(HandResult(g.label, g.score, hd.classification[0].label, pts))
         pointing = next((x for x in hands if x.gesture == "Pointer"), None)
-        tip = tuple(map(float, pointing.landmarks[INDEX_TIP, :2])) if pointing else None
+        tip = (float(pointing.landmarks[INDEX_TIP, 0]), float(pointing.landmarks[INDEX_TIP, 1])) if pointing else None
         motion = self.gestures.motion(tip, w, h)
         if pointing is not None and motion is not None:
             pointing.motion = motion.label

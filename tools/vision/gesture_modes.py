@@ -28,7 +28,7 @@ GestureListener = Callable[[dict[str, Any]], None]
 class GestureModeSwitch:
     """Debounced gestures applied to a ``ToolContext``; thread-safe (the camera worker calls it)."""
 
-    def __init__(self, ctx: ToolContext, mapping: Mapping[str, str], hold_ms: float, hold_frames: int) -> None:
+    def __init__(self, ctx: ToolContext, mapping: Mapping[Any, str], hold_ms: float, hold_frames: int) -> None:
         self.ctx = ctx
         self.debouncer = GestureDebouncer(mapping, hold_ms, hold_frames)
         self.listeners: list[GestureListener] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -132,7 +132,7 @@ class GestureDebouncer:
     the gesture changes or the hand leaves.
     """
 
-    def __init__(self, mapping: Mapping[str, str], hold_ms: float, hold_frames: int) -> None:
+    def __init__(self, mapping: Mapping[Any, str], hold_ms: float, hold_frames: int) -> None:
         self.mapping = dict(mapping)
         self.hold_ms = hold_ms
         self.hold_frames = hold_frames

@@ -17,7 +17,8 @@ import numpy as np
 class Classifier(Protocol):
     """Anything that maps feature rows to class probabilities."""
 
-    labels: tuple[str, ...]
+    @property
+    def labels(self) -> tuple[str, ...]: ...
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -56,7 +57,7 @@ class NumpyMLP:
         arrays = {f"w{i}": w for i, w in enumerate(self.weights)}
         arrays |= {f"b{i}": b for i, b in enumerate(self.biases)}
         header = json.dumps({"labels": list(self.labels), "meta": self.meta})
-        np.savez_compressed(path, header=np.array(header), **arrays)
+        np.savez_compressed(path, header=np.array(header), **arrays)  # type: ignore[arg-type]  # (stubs: allow_pickle)
 
     @classmethod
     def load(cls, path: str | Path) -> "NumpyMLP":

@@ -218,7 +218,7 @@ class PerceptionService:
             return cast(ToolResult, problem)
         objects = TrackFrame(list(snap.objects))
         choice, _ = follower(lambda _frame: objects, FollowState("searching", target))
-        state = choice.step(None)
+        state = choice.step(None)  # type: ignore[arg-type]  # TrackFrame's detector ignores the frame
         if state.track_id is None or state.box is None:
             return ToolResult(ok=False, summary=f"I can't see a {label} right now.",
                               data={**data, "status": "not-found", **self._meta(snap)})

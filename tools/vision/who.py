@@ -37,9 +37,12 @@ class BoxEncoder(Protocol):
 class FaceMatch(Protocol):
     """One recognised face: the accepted ``user`` (None: unknown), the ``closest`` person, a ``score``."""
 
-    user: str | None
-    closest: str | None
-    score: float | None
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def closest(self) -> str | None: ...
+    @property
+    def score(self) -> float | None: ...
 
 
 class FaceClassifier(Protocol):
@@ -116,12 +119,13 @@ class FaceNamer:
             encs = self.encoder.encode_boxes(rgb, [dlib_box(faces[i]["box"]) for i in todo])
             self.recognised += len(todo)
             for i, m in zip(todo, self.classifier.predict(encs)):
-                before = self.known[ids[i]][0] if i in rechecks else None
+                tid = ids[i]
+                before = self.known[tid][0] if i in rechecks and tid is not None else None
                 if before is not None and before.user and m.user is None and m.closest == before.user:
                     m = before  # an unbroken track that still looks most like them (e.g. turned away): keep it
                 matches[i] = m
-                if ids[i] is not None:
-                    self.known[ids[i]] = (m, t)
+                if tid is not None:
+                    self.known[tid] = (m, t)
         out = []
         for i, f in enumerate(faces):
             m = matches.get(i) or self.known[ids[i]][0]  # type: ignore[index]

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from agent.common.config import Settings, load_settings
 from tools.common.errors import MMChatError
@@ -25,7 +25,7 @@ COMMAND_MODULES = ("agent.app.cli.speech", "agent.app.cli.evals", "agent.app.cli
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
@@ -35,7 +35,7 @@ def _common(suppress: bool = False) -> argparse.ArgumentParser:
     ``mmchat --json ask ...`` and ``mmchat ask ... --json`` both work (a subcommand
     default would otherwise overwrite what was given before it)."""
     p = argparse.ArgumentParser(add_help=False)
-    keep = {"default": argparse.SUPPRESS} if suppress else {}
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--config", **({"default": "config.yaml"} | keep), help="settings file (default: config.yaml)")
     p.add_argument("--json", action="store_true", **keep, help="print one JSON object on stdout")
     p.add_argument("-v", "--verbose", action="store_true", **keep, help="debug logs on stderr")

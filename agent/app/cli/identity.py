@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.common.config import Settings
 from agent.common.models import PIPER_VOICES
 from agent.identity.preferences import REPLY_EXTRA, Preferences, check_voice
 from agent.identity.profiles import ProfileStore
 from tools.common.errors import MMChatError
+
+if TYPE_CHECKING:
+    from agent.identity.verify import IdentityChecker
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=verify)
 
 
-def _checker(settings: Settings):  # noqa: ANN202
+def _checker(settings: Settings) -> IdentityChecker:
     from agent.identity.verify import IdentityChecker
 
     return IdentityChecker(settings)

@@ -136,8 +136,11 @@ def turn(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     mapper = MapHook(settings, ctx, args.map_frames, args.map_video, args.intrinsics)
     assistant = _assistant(settings, ctx)
     _ = assistant.asr, assistant.tts, assistant.controller  # load models before the clock starts
+    from agent.speak.speech_out import BufferSink
+
+    sink = BufferSink()
     with camera as seen, mapper:
-        transcript, result, sink = assistant.spoken_turn(audio, emotion=turn_emotion(args.emotion, seen))
+        transcript, result, _ = assistant.spoken_turn(audio, sink, emotion=turn_emotion(args.emotion, seen))
     out = Path(args.output) if args.output else new_run_dir(settings) / "reply.wav"
     sink.save(out)
     return {"transcript": transcript, **result.as_json(), "reply_audio": str(out), **mapper.report()}

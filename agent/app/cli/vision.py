@@ -44,7 +44,7 @@ def _bad(message: str, code: ErrorCode = ErrorCode.IMAGE_INVALID) -> MMChatError
 
 def _colour(track_id: int) -> tuple[int, int, int]:
     hue = (track_id * 47) % 180
-    b, g, r = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    b, g, r = cv2.cvtColor(np.array([[[hue, 220, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 
 
@@ -70,12 +70,14 @@ class _VideoOut:
         codec = VIDEO_CODECS.get(path.suffix.lower())
         if codec is None:
             raise _bad(f"{path}: video output must end in {', '.join(VIDEO_CODECS)}", ErrorCode.BAD_INPUT)
-        self.path, self.fps, self.codec, self.writer = path, fps, codec, None
+        self.path, self.fps, self.codec = path, fps, codec
+        self.writer: cv2.VideoWriter | None = None
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
             h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, (w, h))
+            fourcc = cv2.VideoWriter_fourcc(*self.codec)  # type: ignore[attr-defined]  # (missing from the stubs)
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
             if not self.writer.isOpened():
                 raise _bad(f"{self.path}: cannot write video", ErrorCode.BAD_INPUT)
         self.writer.write(frame)

@@ -12,7 +12,7 @@ import fractions
 import logging
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from aiortc import MediaStreamTrack
@@ -117,7 +117,7 @@ class CameraFrames:
     def __init__(self, max_width: int = 960, max_fps: float = 12.0) -> None:
         self.max_width, self.min_dt = max_width, 1.0 / max_fps
         self._cond = threading.Condition()
-        self._frame = None
+        self._frame: Any = None  # the newest av.VideoFrame
         self._last_read = 0.0
         self.closed = False
         self.received = self.dropped = self.read_count = 0
