@@ -16,7 +16,8 @@ test: install
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-test-slow: install
+test-slow:
+	@MMCHAT_BROWSER=1 bash scripts/install.sh
 	$(PY) -m pytest -m slow
 
 bench: install

@@ -14,6 +14,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # espeak-ng: synthetic voices for the wake-word and voiceprint measurements
 apt_pkgs=(libportaudio2 alsa-utils pocketsphinx-testdata codec2-examples visp-images-data opencv-doc
           fillets-ng-data-cs fillets-ng-data-nl espeak-ng)
+# the browser tests (make test-slow: tests/test_rtc_browser.py) drive Debian's chromium, never a downloaded one
+[ "${MMCHAT_BROWSER:-0}" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
