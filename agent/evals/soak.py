@@ -9,7 +9,8 @@ threads at the end than after warm-up. The gate's face feed is a still photo. Wi
 (``--camera``) the camera stage also runs, on the wall clock, over the Hamilton clip's frames 81-228
 (a person in view) looped: faces, emotion (which styles the replies), hands and objects, gestures off
 (the clip's held fist would select privacy mode and lock the session); its FPS and dropped frames are
-reported. Run: ``main.py soak --minutes N [--camera] --json``.
+reported; there the second command of a cycle waits until the assistant is quiet (styled replies run
+longer than the 3 s gap). Run: ``main.py soak --minutes N [--camera] --json``.
 """
 from __future__ import annotations
 
@@ -57,18 +58,24 @@ def proc_stats() -> dict[str, float]:
     return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "threads": int(fields["Threads"])}
 
 
-def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
-    from agent.session.scripted import silence, synth
+def cycle_parts(settings: Settings, tts: Any, wait: bool = False) -> list[Any]:
+    """One cycle as script parts; ``wait``: each command after the first waits until the assistant is
+    quiet (agent.session.scripted.Wait), else follows 3 s after the one before."""
+    from agent.session.scripted import Wait, silence, synth
     from tools.common.pcm import level
 
     speech = settings.testdata_dir / "speech"
     rng = np.random.default_rng(0)
-    parts = [silence(1.0), synth(tts, "Hey Jarvis."), silence(0.8)]
-    for name in COMMANDS:
-        parts += [level(load_audio(speech / name)), silence(3.0)]
+    parts: list[Any] = [silence(1.0), synth(tts, "Hey Jarvis."), silence(0.8)]
+    for i, name in enumerate(COMMANDS):
+        parts += [level(load_audio(speech / name)), Wait(1.0) if wait and i < len(COMMANDS) - 1 else silence(3.0)]
     parts += [(0.003 * rng.standard_normal(2 * SAMPLE_RATE)).astype(np.float32),
               silence(settings.session.idle_timeout_s + 3.0)]  # noise, then the idle timeout locks
-    return np.concatenate(parts)
+    return parts
+
+
+def cycle_audio(settings: Settings, tts: Any) -> np.ndarray:
+    return np.concatenate(cycle_parts(settings, tts))
 
 
 def camera_hook(settings: Settings, ctx: Any) -> Any:
@@ -110,7 +117,13 @@ def soak(settings: Settings, minutes: float, sample_s: float = 2.0, camera: bool
         cycles = max(1, math.ceil(minutes * 60 * SAMPLE_RATE / len(cycle)))
         gate = IdentityGate(s, ImageFace(faces / "probe" / "obama_small.jpg"), checker)
         gate.warm_up()
-        parts = build_parts(s, audio=LoopSource(cycle, cycles, s.vad.frame_ms), assistant=assistant, gate=gate)
+        audio: Any = LoopSource(cycle, cycles, s.vad.frame_ms)
+        if camera:  # styled replies (the face's emotion) run longer: the second command waits for the reply
+            from agent.session.scripted import ScriptedSource
+
+            audio = ScriptedSource(cycle_parts(s, assistant.tts, wait=True) * cycles, s.vad.frame_ms,
+                                   settle_s=s.vad.end_silence_ms / 1000 + 0.9)
+        parts = build_parts(s, audio=audio, assistant=assistant, gate=gate)
         if camera:
             parts.perception = camera_hook(s, parts.tool_context)
         samples: list[dict[str, float]] = []
