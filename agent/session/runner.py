@@ -202,7 +202,7 @@ class SessionRunner:
         lanes = self.lanes
         conductor = Conductor(self.session, lanes, self.playback, self.busy, TurnPolicy.from_settings(cfg, p.face_checks),
                               self.responses, self.stop,
-                              emotion_of=partial(seen_emotion, p.tool_context, affect=self.affect()),
+                              emotion_of=self._emotion_of(),
                               key=KeyPolicy.from_settings(self.settings))
         room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
         if p.gate.feed is not None:  # a live camera: stream time 0 is now on its clock
@@ -253,10 +253,12 @@ class SessionRunner:
         _ = affect.text_model
         return affect
 
-    def _emotion_of(self) -> Callable[[], str | None]:
+    def _emotion_of(self) -> Callable[..., str | None]:
+        """The reply style's emotion (optionally given the turn's text): fixed, or the camera fused with the words."""
         if self.emotion is not None:
-            return lambda: self.emotion
-        return partial(seen_emotion, self.parts.tool_context)
+            fixed = self.emotion
+            return lambda text=None: fixed
+        return partial(seen_emotion, self.parts.tool_context, affect=self.affect())
 
     def _start_perception(self, hook: PerceptionHook, hub: queue.Queue) -> None:
         """Start the camera stage; its held gestures go to the session thread as ``GestureHit``."""
