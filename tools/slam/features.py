@@ -43,8 +43,9 @@ class OrbExtractor:
                  fast_threshold: int = 12, grid: tuple[int, int] = (8, 6)) -> None:
         self.n_features = n_features
         self.grid = grid
-        self.orb = cv2.ORB_create(  # type: ignore[attr-defined]  # (missing from the stubs)nfeatures=2 * n_features, scaleFactor=scale_factor, nlevels=n_levels,
-                                  fastThreshold=fast_threshold, edgeThreshold=19, patchSize=31)
+        self.orb = cv2.ORB_create(  # type: ignore[attr-defined]  # (missing from the stubs)
+            nfeatures=2 * n_features, scaleFactor=scale_factor, nlevels=n_levels,
+            fastThreshold=fast_threshold, edgeThreshold=19, patchSize=31)
 
     def __call__(self, gray: np.ndarray) -> FrameFeatures:
         kps = self.orb.detect(gray, None)
