@@ -37,6 +37,8 @@ def _common(suppress: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--config", **({"default": "config.yaml"} | keep), help="settings file (default: config.yaml)")
+    p.add_argument("--profile", choices=("small", "balanced", "accurate"), **({"default": None} | keep),
+                   help="model variants for this run (overrides config.yaml's profile; its explicit model keys still win)")
     p.add_argument("--json", action="store_true", **keep, help="print one JSON object on stdout")
     p.add_argument("-v", "--verbose", action="store_true", **keep, help="debug logs on stderr")
     return p
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("agent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, profile=args.profile)
         handler: Handler = args.handler or _default_handler()
         emit(handler(args, settings), args.json)
         return 0
