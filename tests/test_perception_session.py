@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from agent.common.config import load_settings
 from agent.session.conductor import Conductor
 from agent.session.perception import seen_emotion
-from agent.session.stages import Busy, GestureHit
+from agent.session.responses import Spoken
+from agent.session.stages import Busy, GestureHit, Stage, StageResult
 from agent.session.state import Session
 from agent.session.turns import Lanes, TurnPolicy
 from agent.speak.playback import Playback, StreamClock
+from agent.speak.reply import Reply, ReplyKind
 from agent.think.controller import Controller, TurnResult
 from agent.think.prompts import PromptBook
 from tests.fakes import FakeASR, FakeGate, compose, run_fake, types
@@ -52,85 +55,132 @@ def recognizer() -> g.GestureRecognizer:
 
 
 def play(switch: GestureModeSwitch, recognizer: g.GestureRecognizer, frames: list[np.ndarray],
-         t0_s: float = 100.0) -> list[tuple[float, str]]:
+         t0_s: float = 100.0) -> list[tuple[float, dict | None]]:
     """Each frame's landmarks -> recognised gesture -> a Snapshot through ``observe`` (as the camera stage does);
-    returns (ms since the first frame, mode after the frame)."""
-    modes = []
+    returns (ms since the first frame, the event the frame fired or None)."""
+    fired = []
     for i, points in enumerate(frames):
         t = t0_s + i * FRAME_MS / 1000
         hand = {"gesture": recognizer.shape(points).label, "score": 1.0, "handedness": "Right", "motion": None}
-        switch.observe(Snapshot(t=t, width=640, height=480, hands=(hand,)))
-        modes.append((i * FRAME_MS, switch.ctx.mode))
-    return modes
+        fired.append((i * FRAME_MS, switch.observe(Snapshot(t=t, width=640, height=480, hands=(hand,)))))
+    return fired
 
 
-def test_held_fist_switches_to_privacy_only_after_the_hold_time(hands, recognizer):
-    ctx = ToolContext()
-    told: list[str] = []
-    ctx.listeners.append(told.append)
-    switch = GestureModeSwitch.from_settings(ctx, VISION)
+def test_held_fist_selects_privacy_only_after_the_hold_time(hands, recognizer):
+    switch = GestureModeSwitch.from_settings(VISION)
     events: list[dict] = []
     switch.listeners.append(events.append)
     n = int(np.ceil(VISION.gesture_hold_ms / FRAME_MS)) + 10
-    modes = play(switch, recognizer, hands["Close"][:n])
+    fired = play(switch, recognizer, hands["Close"][:n])
     expected = VISION.gesture_modes["Close"]
     assert expected == "privacy"
-    for i, (ms, mode) in enumerate(modes):
-        if ms < VISION.gesture_hold_ms or i + 1 < VISION.gesture_hold_frames:
-            assert mode == "conversation", (i, ms)  # not before the hold time
-    first = next(i for i, (_, mode) in enumerate(modes) if mode == expected)
-    assert modes[first][0] >= VISION.gesture_hold_ms and first + 1 >= VISION.gesture_hold_frames
-    assert modes[first - 1][0] < VISION.gesture_hold_ms or first < VISION.gesture_hold_frames
-    assert all(mode == expected for _, mode in modes[first:])
-    assert events == [{"type": "gesture", "gesture": "Close", "action": "privacy", "mode": "privacy",
-                       "previous": "conversation"}]
-    assert told == ["privacy"]  # fired once, not on every later frame of the same hold
+    first = next(i for i, (_, e) in enumerate(fired) if e is not None)
+    assert fired[first][0] >= VISION.gesture_hold_ms and first + 1 >= VISION.gesture_hold_frames  # not before
+    assert fired[first - 1][0] < VISION.gesture_hold_ms or first < VISION.gesture_hold_frames  # the hold time
+    assert all(e is None for _, e in fired[first + 1:])  # fired once, not on every later frame of the same hold
+    assert events == [fired[first][1]] == [{"type": "gesture", "gesture": "Close", "action": "privacy",
+                                            "mode": "privacy"}]  # a report only: the session applies the mode
 
 
 def test_flickering_or_short_gestures_do_not_switch(hands, recognizer):
-    ctx = ToolContext()
-    switch = GestureModeSwitch.from_settings(ctx, VISION)
+    switch = GestureModeSwitch.from_settings(VISION)
     events: list[dict] = []
     switch.listeners.append(events.append)
     n = int(3 * VISION.gesture_hold_ms / FRAME_MS)
     close, pointer = hands["Close"], hands["Pointer"]
     flicker = [close[i] if (i // 3) % 2 == 0 else pointer[i] for i in range(n)]  # 200 ms each
-    modes = play(switch, recognizer, flicker)
-    assert {m for _, m in modes} == {"conversation"} and events == []
+    fired = play(switch, recognizer, flicker)
+    assert {e is None for _, e in fired} == {True} and events == []
     switch.update(None, 150_000)  # the hand leaves, then comes back as a fist
     short = close[:max(int(VISION.gesture_hold_ms / FRAME_MS) - 1, 1)]  # let go just before the hold time
-    modes = play(switch, recognizer, short, t0_s=200.0)
+    fired = play(switch, recognizer, short, t0_s=200.0)
     switch.update(None, 200_000 + VISION.gesture_hold_ms + 500)  # the hand leaves
-    assert {m for _, m in modes} == {"conversation"} and events == []
+    assert {e is None for _, e in fired} == {True} and events == []
 
 
-def test_ok_confirms_without_changing_the_mode(hands, recognizer):
-    ctx = ToolContext(mode="tracking")
-    switch = GestureModeSwitch.from_settings(ctx, VISION)
+def test_ok_confirms_without_a_mode(hands, recognizer):
+    switch = GestureModeSwitch.from_settings(VISION)
     events: list[dict] = []
     switch.listeners.append(events.append)
     play(switch, recognizer, hands["OK"][:int(2 * VISION.gesture_hold_ms / FRAME_MS)])
-    assert ctx.mode == "tracking"
-    assert events == [{"type": "gesture", "gesture": "OK", "action": "confirm", "mode": None, "previous": "tracking"}]
+    assert events == [{"type": "gesture", "gesture": "OK", "action": "confirm", "mode": None}]
 
 
-def test_gesture_locks_an_active_session(hands, recognizer):
-    """The camera's GestureHit reaches the session thread: logged, and privacy locks at once when idle."""
-    ctx = ToolContext()
+def _session_thread(ctx: ToolContext) -> tuple[Session, Conductor, queue.Queue, Busy]:
+    """An unlocked session and its conductor on ``ctx`` (the session listens to its mode, as the runner wires it)."""
     session = Session(SETTINGS.session)
     ctx.listeners.append(session.mode_changed)
     clock, hub = StreamClock(), queue.Queue()
-    conductor = Conductor(session, Lanes(hub=hub), Playback(clock), Busy(clock), TurnPolicy())
-    switch = GestureModeSwitch.from_settings(ctx, VISION)
-    switch.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"], e["previous"])))
+    busy = Busy(clock)
+    conductor = Conductor(session, Lanes(hub=hub), Playback(clock), busy, TurnPolicy(), ctx=ctx)
     session.wake(0.0, 0.9, "hey jarvis")
     assert session.verified(1.0, {"decision": "accept", "user": "demo"}) and session.active
+    return session, conductor, hub, busy
+
+
+def test_gesture_hit_sets_the_mode_on_the_session_thread_and_locks_after_its_event():
+    """Model-free: the conductor applies a GestureHit's mode; privacy locks at once when idle, logged in order."""
+    ctx = ToolContext()
+    told: list[str] = []
+    ctx.listeners.append(told.append)
+    session, conductor, _, _ = _session_thread(ctx)
+    conductor.handle(GestureHit("Close", "privacy", "privacy"))
+    assert ctx.mode == "privacy" and told == ["privacy"] and not session.active
+    assert types(session.events)[-2:] == ["gesture", "lock"]
+    gesture, lock = session.events[-2:]
+    assert (gesture["mode"], gesture["previous"], lock["reason"]) == ("privacy", "conversation", "privacy mode")
+
+
+def test_gesture_confirm_and_unlocking_modes_keep_the_session():
+    ctx = ToolContext(mode="tracking")
+    session, conductor, _, _ = _session_thread(ctx)
+    conductor.handle(GestureHit("OK", "confirm", None))
+    assert ctx.mode == "tracking" and session.active  # confirm changes nothing
+    assert session.events[-1] == {**session.events[-1], "type": "gesture", "mode": None, "previous": "tracking"}
+    conductor.handle(GestureHit("Open", "conversation", "conversation"))
+    assert ctx.mode == "conversation" and session.active
+    assert session.events[-1]["previous"] == "tracking" and types(session.events)[-1] == "gesture"
+
+
+def test_gesture_lock_waits_for_the_reply_in_progress():
+    ctx = ToolContext()
+    session, conductor, _, busy = _session_thread(ctx)
+    busy.add()  # a reply is being spoken
+    conductor.handle(GestureHit("Close", "privacy", "privacy"))
+    assert ctx.mode == "privacy" and session.active and types(session.events)[-1] == "gesture"
+    reply = Reply(ReplyKind.REPLY, "Sure.", None, None)  # spoken: its result ends the job
+    conductor.handle(StageResult(Stage.REPLY, None, Spoken(reply, None)))
+    assert types(session.events)[-3:] == ["gesture", "reply", "lock"] and not session.active
+
+
+def test_spoken_mode_change_still_locks_after_its_reply():
+    """The set_mode tool (controller thread) keeps its route: the session's listener, applied after the reply."""
+    ctx = ToolContext()
+    session, conductor, _, busy = _session_thread(ctx)
+    busy.add()
+    set_mode = next(t for t in build_tools(ctx) if t.name == "set_mode")
+    worker = threading.Thread(target=set_mode.invoke, args=({"mode": "privacy"},))
+    worker.start()
+    worker.join()
+    assert ctx.mode == "privacy" and session.active
+    reply = Reply(ReplyKind.REPLY, "Privacy mode on.", None, None)
+    conductor.handle(StageResult(Stage.REPLY, None, Spoken(reply, None)))
+    assert types(session.events)[-2:] == ["reply", "lock"] and session.events[-1]["reason"] == "privacy mode"
+
+
+def test_gesture_locks_an_active_session(hands, recognizer):
+    """The camera's held fist reaches the session thread as a GestureHit: logged, then privacy locks when idle."""
+    ctx = ToolContext()
+    session, conductor, hub, _ = _session_thread(ctx)
+    switch = GestureModeSwitch.from_settings(VISION)
+    switch.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"])))
     play(switch, recognizer, hands["Close"][:int(2 * VISION.gesture_hold_ms / FRAME_MS)])
+    assert ctx.mode == "conversation" and session.active  # nothing applied on the camera's side
     while not hub.empty():
         conductor.handle(hub.get())
-    assert not session.active
+    assert not session.active and ctx.mode == "privacy"
     assert types(session.events)[-2:] == ["gesture", "lock"]
-    assert session.events[-1]["reason"] == "privacy mode"
+    assert session.events[-2]["previous"] == "conversation" and session.events[-1]["reason"] == "privacy mode"
 
 
 # -- the seen emotion styles the turn -----------------------------------------------------------------

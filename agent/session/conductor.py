@@ -16,8 +16,9 @@ Turn-taking and self-trigger rules (kept simple on purpose):
   user's Piper voice when it is installed.
 * With a camera stage beside the session, each reply is styled by the main face's
   emotion when the user's words were heard (``emotion_of``), and a held gesture
-  (``GestureHit``) is logged; a locking mode it selected locks at once, or after
-  the reply in progress.
+  (``GestureHit``, a report from the camera thread) is logged and its mode set on
+  the ToolContext here, on the session thread; a locking mode locks at once, or
+  after the reply in progress.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from agent.session.state import Session, State
 from agent.session.turns import FaceJob, Lanes, PendingTurn, TurnPolicy, VerifyJob, VoiceJob
 from agent.speak.playback import Playback
 from agent.speak.reply import Reply, ReplyJob, ReplyKind
+from tools.base import ToolContext
 from tools.common.devices import DeviceState, DeviceStatus
 from tools.common.errors import ErrorCode
 from tools.common.pcm import SAMPLE_RATE
@@ -65,10 +67,14 @@ class Conductor:
 
     def __init__(self, session: Session, lanes: Lanes, playback: Playback, busy: Busy, policy: TurnPolicy,
                  responses: Responses | None = None, stop: threading.Event | None = None,
-                 emotion_of: Callable[[str], str | None] | None = None, key: KeyPolicy | None = None) -> None:
+                 emotion_of: Callable[[str], str | None] | None = None, key: KeyPolicy | None = None,
+                 ctx: ToolContext | None = None) -> None:
         """``responses``: the reply stage (barge-in interrupts it); ``emotion_of``: the face's emotion
-        while these words were heard; ``key``: the audio-key policy (None: the gate alone unlocks)."""
+        while these words were heard; ``key``: the audio-key policy (None: the gate alone unlocks);
+        ``ctx``: the tools' context a held gesture sets the mode of (its listeners include the session's
+        ``mode_changed``; None: a context of its own)."""
         self.s, self.lanes, self.playback, self.busy, self.policy = session, lanes, playback, busy, policy
+        self.ctx = ctx if ctx is not None else ToolContext()
         self.gate_q, self.asr_q, self.speak_q = lanes.gate, lanes.asr, lanes.speak
         self.responses, self.stop, self.emotion_of = responses, stop or threading.Event(), emotion_of
         self.wake_t = 0.0
@@ -224,9 +230,11 @@ class Conductor:
             self.gate_q.put(FaceJob(t))
 
     def on_gesture(self, g: GestureHit) -> None:
-        """Log a held gesture; its locking mode (already set on the ToolContext) applies unless a job runs."""
+        """Log a held gesture and set its mode on the ToolContext; a locking mode applies unless a job runs."""
         t = self.now
-        self.s.event(t, EventType.GESTURE, gesture=g.gesture, action=g.action, mode=g.mode, previous=g.previous)
+        # its listeners run here: Session.mode_changed remembers a locking mode, applied below (or after the reply)
+        previous = self.ctx.set_mode(g.mode) if g.mode is not None else self.ctx.mode
+        self.s.event(t, EventType.GESTURE, gesture=g.gesture, action=g.action, mode=g.mode, previous=previous)
         if not self.busy:
             self.s.after_reply(t)
 

@@ -33,8 +33,8 @@ class PerceptionHook:
     Inputs are checked on construction, before any model loads, so a bad path fails fast. ``source``: an
     already open camera (e.g. the live one the face gate shares); the stage closes it on exit.
     ``with PerceptionHook(...) as service`` yields the service, or None when neither input is given (``ctx`` is left alone).
-    ``gestures=True`` adds a ``GestureModeSwitch`` (``self.gestures``) that sets ``ctx``'s mode from held
-    hand gestures on the stream; ``loop=False`` lets a video end (the state then goes stale).
+    ``gestures=True`` adds a ``GestureModeSwitch`` (``self.gestures``) that reports held hand gestures on
+    the stream to its listeners (the session applies their mode); ``loop=False`` lets a video end (the state then goes stale).
     """
 
     def __init__(self, settings: Settings, ctx: ToolContext, image: str | None = None, video: str | None = None,
@@ -44,7 +44,7 @@ class PerceptionHook:
         self.image_array = load_image(image) if image else None
         self.source = source if source is not None else open_source(video, loop=loop) if video else None
         self.stage: CameraStage | None = None
-        self.gestures = GestureModeSwitch.from_settings(ctx, settings.vision) if gestures else None
+        self.gestures = GestureModeSwitch.from_settings(settings.vision) if gestures else None
         self.mapping: MappingStage | None = None
         self.make_processor = build_frame_processor  # (settings, video) -> FrameProcessor; the server's live
         # sessions swap in one over their shared models (agent/app/rtc/shared.py)

@@ -2,8 +2,9 @@
 
 With a face video (or photo) the camera stage runs beside the session on the same
 file (``Parts.perception``): replies are styled by the emotion it sees and held
-gestures switch modes. It reads the file on its own, in wall-clock time, while the
-gate samples it at stream time, so in fast file mode the two drift apart.
+gestures switch modes (reported to the session thread, which sets the mode). It
+reads the file on its own, in wall-clock time, while the gate samples it at
+stream time, so in fast file mode the two drift apart.
 """
 from __future__ import annotations
 
@@ -203,7 +204,7 @@ class SessionRunner:
         conductor = Conductor(self.session, lanes, self.playback, self.busy, TurnPolicy.from_settings(cfg, p.face_checks),
                               self.responses, self.stop,
                               emotion_of=self._emotion_of(),
-                              key=KeyPolicy.from_settings(self.settings))
+                              key=KeyPolicy.from_settings(self.settings), ctx=p.tool_context)
         room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
         if p.gate.feed is not None:  # a live camera: stream time 0 is now on its clock
             p.gate.feed.sync(time.monotonic())
@@ -263,8 +264,7 @@ class SessionRunner:
     def _start_perception(self, hook: PerceptionHook, hub: queue.Queue) -> None:
         """Start the camera stage; its held gestures go to the session thread as ``GestureHit``."""
         if hook.gestures is not None:
-            hook.gestures.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"],
-                                                                         e["previous"])))
+            hook.gestures.listeners.append(lambda e: hub.put(GestureHit(e["gesture"], e["action"], e["mode"])))
         hook.__enter__()
         if hook.stage is not None:
             hook.stage.hold = self.hold

@@ -99,12 +99,11 @@ class Tick:
 
 @dataclass(frozen=True)
 class GestureHit:
-    """A held hand gesture seen by the camera stage (``tools.vision.gesture_modes``); mode None: no switch."""
+    """A held hand gesture seen by the camera stage, reported; the session thread applies its mode (None: none)."""
 
     gesture: str
     action: str
     mode: str | None
-    previous: str
 
 
 @dataclass(frozen=True)

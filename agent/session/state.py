@@ -103,7 +103,7 @@ class Session:
         return bool(self._goodbye and self._goodbye.search(text or ""))
 
     def mode_changed(self, mode: str) -> None:
-        """ToolContext listener (called from the controller thread): remember a locking mode."""
+        """ToolContext listener (the controller thread; the session thread for a gesture): remember a locking mode."""
         if mode in self.settings.lock_modes:
             with self._lock:
                 self._pending_mode = mode

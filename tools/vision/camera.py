@@ -41,7 +41,7 @@ class FrameProcessor:
     """Runs the analysers on a frame and publishes the result; safe to call from several threads.
 
     ``listeners`` (callables taking the ``Snapshot``) run after each publish, e.g.
-    ``GestureModeSwitch.observe`` so gestures on the stream switch modes.
+    ``GestureModeSwitch.observe`` so held gestures on the stream are reported.
     """
 
     def __init__(self, detector: ObjectDetector, detector_cfg: "DetectorSettings", analyser: FrameAnalyser | None,
