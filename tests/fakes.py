@@ -26,7 +26,8 @@ SPEECH, FACES = TESTDATA / "speech", TESTDATA / "faces"
 
 
 def settings_for(profiles: Path, identity: dict | None = None, **session: object) -> Settings:
-    """config.yaml with the profiles in ``profiles`` and ``identity``/``session`` overrides."""
+    """config.yaml with the profiles in ``profiles`` and ``identity``/``session`` overrides; a session section
+    is a dict merged key by key, e.g. ``settings_for(p, face={"allow_still": True})``."""
     return load_settings(ROOT / "config.yaml", overrides={"paths": {"profiles": str(profiles)},
                                                          "identity": identity or {}, "session": session})
 

@@ -28,7 +28,7 @@ _settings = settings_for
 @pytest.fixture(scope="module")
 def key_settings(tmp_path_factory):
     """spk1 enrolled (snt1-3) with the passphrase of spk1_snt4, and Obama's face."""
-    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True), "spk1", PASSPHRASE)
+    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), face={"allow_still": True}), "spk1", PASSPHRASE)
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def plain_user(tmp_path_factory):
     """spk1 (no passphrase) and Obama's face."""
     from agent.identity.verify import IdentityChecker
 
-    s = _settings(tmp_path_factory.mktemp("plain"), {"challenge": "always"}, allow_still_face=True)
+    s = _settings(tmp_path_factory.mktemp("plain"), {"challenge": "always"}, face={"allow_still": True})
     IdentityChecker(s).enroll("spk1", [SPEECH / f"spk1_snt{i}.wav" for i in (1, 2, 3)],
                               sorted((FACES / "enroll" / "obama").iterdir()))
     return s
@@ -126,7 +126,7 @@ def piper_user(tmp_path_factory, user_tts):
                               "Mend the coat before you go out.")):
         takes.append(root / f"take{i}.wav")
         write_wav(takes[-1], synth(user_tts, text), 16000)
-    s = _settings(root / "profiles", {"challenge": "always"}, allow_still_face=True)
+    s = _settings(root / "profiles", {"challenge": "always"}, face={"allow_still": True})
     IdentityChecker(s).enroll("joe", takes, sorted((FACES / "enroll" / "obama").iterdir()))
     return s
 

@@ -50,7 +50,7 @@ def test_profile_answers_a_spoken_turn(name, tmp_path):
     from agent.session.scripted import synth
 
     s = enrol_owner(load_settings(ROOT / "config.yaml", profile=name, overrides={
-        "paths": {"profiles": str(tmp_path / "profiles")}, "session": {"allow_still_face": True}}))
+        "paths": {"profiles": str(tmp_path / "profiles")}, "session": {"face": {"allow_still": True}}}))
     assert _models(s) == PROFILES[name]
     assistant = Assistant(s)
     gate = IdentityGate(s, ImageFace(FACES / "probe" / "obama_small.jpg"))

@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from agent.common.config import load_settings
+from agent.common.config import load_settings, replaced
 from agent.evals.faces_id import augment, labelled_probes, quality
 from agent.identity.face_classifier import CLASSIFIER_FILE, FaceClassifier
 from agent.identity.face_sync import MANIFEST, FaceSync
@@ -91,12 +91,12 @@ def test_classifier_reloads_while_unchanged_and_refuses_a_shared_file(synced):
     assert cache.get()[1] and not cache.get()[1]
 
 
-def test_session_faces_dir_is_synced_at_start(synced):
+def test_session_face_sync_dir_is_synced_at_start(synced):
     from agent.identity.face_sync import sync_configured
 
     settings = synced[0]
     assert sync_configured(settings) is None  # not configured: nothing happens
-    cfg = settings.model_copy(update={"session": settings.session.model_copy(update={"faces_dir": str(ENROLL)})})
+    cfg = replaced(settings, "session.face", sync_dir=str(ENROLL))
     report = sync_configured(cfg)
     assert report.unchanged == PEOPLE and not report.retrained and report.embedded == 0
 

@@ -151,7 +151,7 @@ def test_composed_recording_one_wake_and_question_kept(settings, detector, compo
 
     commands = session_commands(settings, detector, composed["audio"])
     assert len(commands) == 1
-    turn = commands[0]  # cut session.wake_lookback_s before the detection: the question kept whole
+    turn = commands[0]  # cut session.command.lookback_s before the detection: the question kept whole
     q0, q1 = composed["question"]
     assert turn.start <= q0 and turn.start + len(turn.audio) / SR >= q1 - 0.15
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agent.common.audio_io import load_audio
-from agent.common.config import load_settings
+from agent.common.config import load_settings, replaced
 from agent.identity.gate import IdentityGate, ImageFace, NoFace
 from agent.session.runner import SessionRunner, build_parts
 from agent.session.scripted import silence, synth
@@ -41,7 +41,7 @@ def _settings(profiles: Path, **session):
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     """Demo user enrolled: spk1's voice (snt1-3) and Obama's face; still photos allowed explicitly."""
-    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), allow_still_face=True))
+    return enrol_owner(_settings(tmp_path_factory.mktemp("profiles"), face={"allow_still": True}))
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,7 @@ def test_impostor_stays_locked_and_is_told_why(settings, assistant, gate, wake_p
 
 
 def test_still_photo_is_refused_unless_allowed(settings, gate):
-    strict = IdentityGate(settings.model_copy(update={"session": settings.session.model_copy(
-        update={"allow_still_face": False})}), ImageFace(PROBE), gate.checker)
+    strict = IdentityGate(replaced(settings, "session.face", allow_still=False), ImageFace(PROBE), gate.checker)
     voice = load_audio(SPEECH / "spk1_snt4.wav")
     r = strict.check(voice, 3.0)
     assert r.decision == "reject" and "still image cannot show liveness" in r.reason
@@ -112,8 +111,8 @@ def test_still_photo_is_refused_unless_allowed(settings, gate):
 
 def test_later_turns_from_another_voice_are_ignored_when_reverifying(settings, assistant, gate, wake_phrase,
                                                                      tmp_path):
-    """session.reverify_voice: once unlocked by spk1, spk2's question is ignored and spk1's answered."""
-    s = settings.model_copy(update={"session": settings.session.model_copy(update={"reverify_voice": True})})
+    """session.turns.reverify_voice: once unlocked by spk1, spk2's question is ignored and spk1's answered."""
+    s = replaced(settings, "session.turns", reverify_voice=True)
     controller = FakeController(["Sure."])
     audio = compose(wake_phrase, "spk1_snt4.wav", silence(5.0), "spk2_snt1.wav", silence(3.0), "spk1_snt3.wav")
     events, _ = run_fake(s, assistant.tts, audio, FakeASR(["first", "second", "third"]), controller, gate=gate,
@@ -148,7 +147,7 @@ def test_barge_in_cancels_playback_and_trims_the_reply(settings, assistant, wake
 
 @pytest.mark.parametrize("aec", ["webrtc", "none"])
 def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phrase, tmp_path, aec):
-    """Our TTS says the wake word; its echo (session.echo_gain, a room path) is mixed into the input.
+    """Our TTS says the wake word; its echo (session.echo.gain, a room path) is mixed into the input.
 
     With the echo canceller the echo never reaches the wake word; without it, gating during our
     playback is what stops it (the detector fires and the session ignores it).
@@ -156,7 +155,7 @@ def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phra
     from agent.listen.echo import RoomEcho
     from agent.listen.wakeword import WakeWordDetector
 
-    s = settings.model_copy(update={"session": settings.session.model_copy(update={"aec": aec})})
+    s = replaced(settings, "session.echo", aec=aec)
     echoing = ["Hey Jarvis.", "You said hey Jarvis, what is the weather?", "Hey Jarvis, hey Jarvis."]
     controller = FakeController(echoing)
     asr = FakeASR(["say the wake word"])
@@ -167,7 +166,7 @@ def test_own_voice_does_not_wake_or_answer_itself(settings, assistant, wake_phra
     assert "barge_in" not in types(events)
     # Control: the same echo, neither cancelled nor gated, does wake the detector.
     reply = next(e for e in events if e["type"] == "reply")
-    echo = RoomEcho.for_session(s.session).apply(load_audio(reply["audio"]))
+    echo = RoomEcho.for_session(s.session.echo).apply(load_audio(reply["audio"]))
     assert len(WakeWordDetector(s.wake).detect(echo)) >= 1
     ignored = [e for e in events if e["type"] == "ignored" and e["what"] == "wake"]
     assert (len(ignored) == 0) if aec == "webrtc" else (len(ignored) >= 1), events

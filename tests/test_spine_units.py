@@ -6,12 +6,13 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from agent.common.config import ControllerSettings, load_settings
+from agent.common.config import ControllerSettings, load_settings, replaced
 from agent.common.phrases import FALLBACK_GARBLED
 from agent.think.controller import Controller
 from agent.think.prompts import PromptBook
 from agent.think.sentences import SentenceSplitter
 from agent.think.toolcall import ToolCallError, parse_tool_call
+from tests.conftest import ROOT
 from tools import ToolContext, build_tools
 from tools.common.errors import ConfigError, ErrorCode, MMChatError
 
@@ -28,6 +29,9 @@ def test_default_config_loads(settings):
     ("llm:\n  n_ctx: lots\n", "llm.n_ctx"),
     ("asr:\n  modle: base\n", "asr.modle"),
     ("colour: blue\n", "colour"),
+    ("session:\n  allow_still_face: true\n", "session.allow_still_face"),  # the flat keys moved to sections
+    ("session:\n  echo:\n    gain: loud\n", "session.echo.gain"),
+    ("session:\n  face: 3\n", "session.face"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, key):
     p = tmp_path / "c.yaml"
@@ -35,6 +39,18 @@ def test_config_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
         load_settings(p)
     assert key in str(e.value) and "\n" not in str(e.value)
+
+
+def test_session_overrides_merge_into_its_sections_key_by_key():
+    base = load_settings(ROOT / "config.yaml")
+    s = load_settings(ROOT / "config.yaml", overrides={"session": {"face": {"allow_still": True}, "camera": 2}})
+    assert s.session.face.allow_still and s.session.camera == 2 and not base.session.face.allow_still
+    assert s.session.face.fallback == base.session.face.fallback and s.session.echo == base.session.echo
+    r = replaced(base, "session.face", allow_still=True)
+    assert r.session.face == s.session.face and r.session.turns == base.session.turns
+    assert not base.session.face.allow_still  # a copy: the original is left alone
+    with pytest.raises(ConfigError, match="session.face.alow_still: unknown key"):
+        load_settings(ROOT / "config.yaml", overrides={"session": {"face": {"alow_still": True}}})
 
 
 def test_malformed_yaml_is_one_line(tmp_path):

@@ -35,7 +35,7 @@ def _still_video(path: Path, image: Path, seconds: float = 12.0, fps: int = 10) 
 def settings(tmp_path_factory):
     """The owner: spk1's voice (snt1-3) and Obama's face; defaults otherwise (require_face, liveness)."""
     s = settings_for(tmp_path_factory.mktemp("p"))
-    assert s.identity.require_face and s.identity.require_liveness and not s.session.allow_still_face
+    assert s.identity.require_face and s.identity.require_liveness and not s.session.face.allow_still
     return enrol_owner(s, "owner")
 
 

@@ -5,8 +5,8 @@ recordings) asking with a held-out sentence, then -- once the assistant has
 finished talking -- a Piper question that makes the controller switch to privacy
 mode (which locks), then an impostor (spk2) who wakes it and is refused. The face
 of the demo user is Obama (enrolled from faces/enroll/obama); the probe is the
-configured ``session.face_fallback`` photo, or --video. A still photo cannot show
-liveness, so the demo turns ``session.allow_still_face`` on and says so.
+configured ``session.face.fallback`` photo, or --video. A still photo cannot show
+liveness, so the demo turns ``session.face.allow_still`` on and says so.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from agent.common.audio_io import load_audio
-from agent.common.config import Settings
+from agent.common.config import Settings, replaced
 from agent.common.saving import StorageError, write_whole
 from agent.session.scripted import ScriptedSource, Wait, ensure_demo_profile, silence, synth
 from tools.common.errors import ErrorCode, MMChatError
@@ -65,11 +65,10 @@ def run_demo(settings: Settings, live: bool = False, video: str | None = None) -
     if live:
         print("live mode: microphone, camera and loudspeaker (Ctrl+C ends the session)")
     settings = ensure_demo_profile(settings, run)
-    if not live and video is None and not settings.session.allow_still_face:
-        settings = settings.model_copy(update={"session": settings.session.model_copy(
-            update={"allow_still_face": True})})
+    if not live and video is None and not settings.session.face.allow_still:
+        settings = replaced(settings, "session.face", allow_still=True)
         print("note: the demo's face probe is a still photo, which cannot show liveness; "
-              "session.allow_still_face is switched on for this demo only")
+              "session.face.allow_still is switched on for this demo only")
     t0 = time.perf_counter()
     assistant = Assistant(settings)
     loaded = assistant.preload()  # ASR, TTS and the LLM load in parallel while the stages are built

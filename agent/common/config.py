@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -25,7 +25,9 @@ from tools.common.settings import (
     VisionSettings,
 )
 
-__all__ = ["Emotion", "FrozenModel", "Settings", "load_settings", "new_run_dir"]
+__all__ = ["Emotion", "FrozenModel", "Settings", "load_settings", "new_run_dir", "replaced"]
+M = TypeVar("M", bound=FrozenModel)
+
 
 class LLMSettings(FrozenModel):
     backend: Literal["embedded", "ollama", "openai"] = "embedded"
@@ -144,33 +146,58 @@ class IdentitySettings(FrozenModel):
         return self
 
 
-class SessionSettings(FrozenModel):
-    """Hands-free session (agent/session/state.py, agent/session/stages.py): gate, timeouts, turn-taking."""
+class CommandSettings(FrozenModel):
+    """``session.command``: from the wake word to the command, and the words that end the session."""
 
-    source: Literal["file", "mic"] = "file"  # default audio source (--live picks mic)
-    sink: Literal["wav", "speaker"] = "wav"  # reply audio: WAV files under runs/ or the loudspeaker
-    allow_still_face: bool = False  # a still photo may pass the face check (it cannot show liveness)
-    face_fallback: str | None = None  # face image/video of the demo user, used when no --video is given
-    faces_dir: str | None = None  # <dir>/<name>/*.jpg synced into the profiles at start (run, serve)
-    camera: str | int = 0  # --live camera: device index, stream URL, or a video file played as a camera
-    face_window_s: float = Field(3.0, gt=0.0, le=30.0)  # video before the command examined by the gate
-    face_check_s: float = Field(2.0, ge=0.5, le=60.0)  # while unlocked, how often the face is looked for
-    face_gone_checks: int = Field(2, ge=1, le=20)  # consecutive misses that lock the session
     wake_timeout_s: float = Field(8.0, gt=0.0, le=60.0)  # wake word, then no command: back to locked
-    wake_lookback_s: float = Field(0.3, ge=0.0, le=2.0)  # command audio kept from before the detection
-    min_command_s: float = Field(0.5, ge=0.1, le=5.0)  # shorter leftovers after the wake word are ignored
+    lookback_s: float = Field(0.3, ge=0.0, le=2.0)  # command audio kept from before the detection
+    min_s: float = Field(0.5, ge=0.1, le=5.0)  # shorter leftovers after the wake word are ignored
+    goodbye: list[str] = ["goodbye", "good bye", "bye bye", "see you later", "that's all"]
+
+
+class FaceCheckSettings(FrozenModel):
+    """``session.face``: the face the gate and the unlocked session look for."""
+
+    window_s: float = Field(3.0, gt=0.0, le=30.0)  # video before the command examined by the gate
+    check_s: float = Field(2.0, ge=0.5, le=60.0)  # while unlocked, how often the face is looked for
+    gone_checks: int = Field(2, ge=1, le=20)  # consecutive misses that lock the session
+    allow_still: bool = False  # a still photo may pass the face check (it cannot show liveness)
+    fallback: str | None = None  # face image/video of the demo user, used when no --video is given
+    sync_dir: str | None = None  # <dir>/<name>/*.jpg synced into the profiles at start (run, serve)
+
+
+class TurnSettings(FrozenModel):
+    """``session.turns``: while unlocked: idle lock, whose voice is answered, locking modes, barge-in."""
+
     idle_timeout_s: float = Field(30.0, gt=0.0, le=3600.0)  # no speech this long: lock
     reverify_voice: bool = False  # while unlocked, answer only the unlocked user's voice ...
     reverify_min_s: float = Field(1.5, ge=0.5, le=10.0)  # ... judged on utterances this long (shorter pass)
-    goodbye: list[str] = ["goodbye", "good bye", "bye bye", "see you later", "that's all"]
     lock_modes: list[Literal["conversation", "tracking", "mapping", "privacy", "sleep"]] = ["privacy", "sleep"]
-    echo_gain: float = Field(0.3, ge=0.0, le=1.0)  # speaker-to-mic coupling: simulated echo and barge-in
-    echo_delay_ms: int = Field(20, ge=0, le=500)  # speaker-to-mic delay of the simulated echo (recordings)
     barge_in_ratio: float = Field(2.0, ge=1.0, le=20.0)  # mic RMS over the expected echo to count as the user
     barge_in_ms: int = Field(240, ge=30, le=3000)  # voiced, loud-enough audio needed to interrupt
-    echo_tail_ms: int = Field(300, ge=0, le=3000)  # after playback, still treated as our own echo
+
+
+class EchoSettings(FrozenModel):
+    """``session.echo``: our own voice in the mic: its coupling, the canceller, the tail still treated as echo."""
+
+    gain: float = Field(0.3, ge=0.0, le=1.0)  # speaker-to-mic coupling: simulated echo and barge-in
+    delay_ms: int = Field(20, ge=0, le=500)  # speaker-to-mic delay of the simulated echo (recordings)
     aec: Literal["webrtc", "none"] = "webrtc"  # echo canceller on the mic signal (agent/listen/echo.py)
     aec_delay_ms: int = Field(0, ge=0, le=500)  # speaker-to-mic delay hint (0 for recordings)
+    tail_ms: int = Field(300, ge=0, le=3000)  # after playback, still treated as our own echo
+
+
+class SessionSettings(FrozenModel):
+    """Hands-free session (agent/session/state.py, agent/session/stages.py): devices at the top, then one
+    section per concern."""
+
+    source: Literal["file", "mic"] = "file"  # default audio source (--live picks mic)
+    sink: Literal["wav", "speaker"] = "wav"  # reply audio: WAV files under runs/ or the loudspeaker
+    camera: str | int = 0  # --live camera: device index, stream URL, or a video file played as a camera
+    command: CommandSettings = CommandSettings()
+    face: FaceCheckSettings = FaceCheckSettings()
+    turns: TurnSettings = TurnSettings()
+    echo: EchoSettings = EchoSettings()
 
 
 class ServeSettings(FrozenModel):
@@ -230,6 +257,23 @@ def new_run_dir(settings: Settings) -> Path:
     return fresh_dir(settings.path(settings.paths.runs) / datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
+def replaced(model: M, path: str, **values: Any) -> M:
+    """A copy of ``model`` with ``values`` set in its section at the dotted ``path``, e.g.
+    ``replaced(settings, "session.face", allow_still=True)`` (not validated again, as ``model_copy``)."""
+    if not path:
+        return model.model_copy(update=values)
+    head, _, rest = path.partition(".")
+    return model.model_copy(update={head: replaced(getattr(model, head), rest, **values)})
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on ``base``, nested sections merged key by key (a value that is not a mapping replaces)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def _key(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
@@ -239,7 +283,7 @@ def load_settings(path: str | Path | None = "config.yaml", overrides: dict | Non
     """Read and validate a YAML config; raise ConfigError naming the bad key.
 
     The profile (``profile`` here, else the file's ``profile`` key) fills in the model keys the
-    file leaves out; ``overrides`` ({section: {key: value}}) win over both."""
+    file leaves out; ``overrides`` ({section: {key: value}}, nested sections merged key by key) win over both."""
     data: dict = {}
     name = str(path) if path else "(defaults)"
     if path is not None:
@@ -261,7 +305,7 @@ def load_settings(path: str | Path | None = "config.yaml", overrides: dict | Non
     for section, values in (overrides or {}).items():
         data.setdefault(section, {})
         if isinstance(data[section], dict):
-            data[section] = {**data[section], **values}
+            data[section] = _merged(data[section], values)
     try:
         return Settings(**data, root=root)
     except ValidationError as e:

@@ -1,7 +1,7 @@
 """Echo cancellation on our own voice: how much echo is removed, what is left of the user, barge-in.
 
-Our Piper reply goes through a simulated room (``RoomEcho``: session.echo_gain,
-echo_delay_ms) into the mic; a real recording of a user (../shared/testdata/speech)
+Our Piper reply goes through a simulated room (``RoomEcho``: session.echo.gain,
+echo.delay_ms) into the mic; a real recording of a user (../shared/testdata/speech)
 talks over the second half. Figures: echo return loss enhancement on echo-only audio
 (after our first half second), the user's loss during double talk, whether the
 barge-in detector fires during double talk and never on echo alone, and the cost.
@@ -39,7 +39,7 @@ def cancel(reply: np.ndarray, user: np.ndarray, settings: Settings, lead_s: floa
     from agent.listen.frontend import FrontEnd
     from agent.session.stages import make_vad
 
-    cfg, frame = settings.session, 16 * settings.vad.frame_ms
+    cfg, frame = settings.session.echo, 16 * settings.vad.frame_ms
     lead = int(16000 * lead_s)  # the stream runs before we speak, as in a session
     n, at = lead + len(reply) + 16000, lead + len(reply) // 2
     ref, near = np.zeros(n, np.float32), np.zeros(n, np.float32)

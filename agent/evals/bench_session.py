@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.common.config import Settings
+from agent.common.config import Settings, replaced
 from agent.evals.stats import figure
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ def bench_session(settings: Settings, repeat: int) -> dict:
     t0 = time.perf_counter()
     run = Path(tempfile.mkdtemp(prefix="mmchat-bench-session-"))
     settings = ensure_demo_profile(settings, run, say=log.info)
-    settings = settings.model_copy(update={"session": settings.session.model_copy(
-        update={"allow_still_face": True})})  # the camera is a still photo here
+    settings = replaced(settings, "session.face", allow_still=True)  # the camera is a still photo here
     assistant = Assistant(settings)
     _ = assistant.asr, assistant.tts, assistant.controller
     ready = time.perf_counter() - t0

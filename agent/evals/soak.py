@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from agent.common.audio_io import load_audio
-from agent.common.config import Settings
+from agent.common.config import Settings, replaced
 from tools.common.pcm import SAMPLE_RATE
 
 COMMANDS = ("spk1_snt4.wav", "spk1_snt3.wav")
@@ -49,7 +49,7 @@ def cycle_parts(settings: Settings, tts: Any) -> list[Any]:
     for i, name in enumerate(COMMANDS):
         parts += [level(load_audio(speech / name)), Wait(1.0) if i < len(COMMANDS) - 1 else silence(3.0)]
     parts += [(0.003 * rng.standard_normal(2 * SAMPLE_RATE)).astype(np.float32),
-              silence(settings.session.idle_timeout_s + 3.0)]  # noise, then the idle timeout locks
+              silence(settings.session.turns.idle_timeout_s + 3.0)]  # noise, then the idle timeout locks
     return parts
 
 
@@ -81,9 +81,8 @@ def soak(settings: Settings, minutes: float, sample_s: float = 2.0, camera: bool
     from agent.session.scripted import ScriptedSource
 
     with tempfile.TemporaryDirectory() as tmp:
-        s = settings.model_copy(update={
-            "paths": settings.paths.model_copy(update={"profiles": str(Path(tmp) / "profiles"), "runs": tmp}),
-            "session": settings.session.model_copy(update={"allow_still_face": True})})
+        s = replaced(replaced(settings, "paths", profiles=str(Path(tmp) / "profiles"), runs=tmp),
+                     "session.face", allow_still=True)
         faces = s.testdata_dir / "faces"
         checker = IdentityChecker(s)
         checker.enroll("soak", [s.testdata_dir / "speech" / n for n in ENROL],

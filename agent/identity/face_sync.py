@@ -243,10 +243,10 @@ class FaceSync:
 
 
 def sync_configured(settings: "Settings") -> SyncReport | None:
-    """Sync ``session.faces_dir`` (start of ``run`` and ``serve``); None when it is not set."""
-    if not settings.session.faces_dir:
+    """Sync ``session.face.sync_dir`` (start of ``run`` and ``serve``); None when it is not set."""
+    if not settings.session.face.sync_dir:
         return None
-    report = FaceSync.from_settings(settings).sync(settings.path(settings.session.faces_dir))
+    report = FaceSync.from_settings(settings).sync(settings.path(settings.session.face.sync_dir))
     log.info("faces synced from %s: %d added, %d updated, %d removed, %d unchanged, %d skipped, retrained=%s",
              report.dir, len(report.added), len(report.updated), len(report.removed), len(report.unchanged),
              len(report.skipped), report.retrained)

@@ -130,14 +130,14 @@ class CameraFace(FeedBase):
 
 def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
                    live: bool = False, camera: str | None = None) -> FaceFeed:
-    """--video, else --face, else --camera (or ``session.camera`` when live), else ``session.face_fallback``,
+    """--video, else --face, else --camera (or ``session.camera`` when live), else ``session.face.fallback``,
     else none."""
     path = video or face
     if path is None and (camera is not None or live):
         return CameraFace(camera if camera is not None else settings.session.camera,
-                          keep_s=settings.session.face_window_s + 5.0)  # checks run a few seconds late at most
-    if path is None and settings.session.face_fallback:
-        fallback = settings.path(settings.session.face_fallback)
+                          keep_s=settings.session.face.window_s + 5.0)  # checks run a few seconds late at most
+    if path is None and settings.session.face.fallback:
+        fallback = settings.path(settings.session.face.fallback)
         path = str(fallback) if fallback.is_file() else None
     if path is None:
         return NoFace()
@@ -150,7 +150,7 @@ class IdentityGate:
     def __init__(self, settings: Settings, feed: FaceFeed, checker: IdentityChecker | None = None) -> None:
         self.settings = settings
         self.cfg = settings.identity
-        self.session = settings.session
+        self.face = settings.session.face
         self.feed = feed
         self.checker = checker or IdentityChecker(settings)
 
@@ -215,14 +215,14 @@ class IdentityGate:
         if not cfg.require_face:
             return self._done(vm, None, None, t0, details)
         if self.feed.kind == "none":
-            return self._no_face(vm, "face check unavailable: no --video, camera or session.face_fallback",
+            return self._no_face(vm, "face check unavailable: no --video, camera or session.face.fallback",
                                  phrases.NO_CAMERA, details)
-        if self.feed.still and cfg.require_liveness and not self.session.allow_still_face:
+        if self.feed.still and cfg.require_liveness and not self.face.allow_still:
             return Decision("reject", None, "face check refused: a still image cannot show liveness "
-                              "(identity.require_liveness; session.allow_still_face is off)",
+                              "(identity.require_liveness; session.face.allow_still is off)",
                               phrases.refusal(phrases.STILL_PHOTO), details)
         try:
-            frames = self.feed.frames(t, self.session.face_window_s, cfg.video_frames)
+            frames = self.feed.frames(t, self.face.window_s, cfg.video_frames)
         except MMChatError as e:  # e.g. the camera stopped
             return self._no_face(vm, f"face check failed: {e}", phrases.CAMERA_BROKEN, details)
         encs = video_encodings([(0.0, f) for f in frames], self.checker.faces)
@@ -233,10 +233,10 @@ class IdentityGate:
         details.update(fm.explain("face"))
         live = None
         if cfg.require_liveness and not self.feed.still:
-            live = self.checker.liveness(self.feed.frames(t, self.session.face_window_s, cfg.liveness_frames))
+            live = self.checker.liveness(self.feed.frames(t, self.face.window_s, cfg.liveness_frames))
             details["liveness"] = live.as_json()
         elif self.feed.still:
-            details["liveness"] = "not checked: still image (session.allow_still_face)"
+            details["liveness"] = "not checked: still image (session.face.allow_still)"
         return self._done(vm, fm, live, t0, details)
 
     def _done(self, vm: Match, fm: Match | None, live: LivenessResult | None, t0: float,

@@ -19,7 +19,7 @@ from tools.common.errors import ErrorCode, MMChatError
 from tools.common.pcm import to_int16
 
 if TYPE_CHECKING:
-    from agent.common.config import SessionSettings
+    from agent.common.config import EchoSettings
 
 
 class EchoCanceller(Protocol):
@@ -54,12 +54,12 @@ class WebRtcEchoCanceller:
 
     def __init__(self, sample_rate: int = 16000, delay_ms: int = 0) -> None:
         if sample_rate not in self.RATES:
-            raise MMChatError(f"echo cancellation runs at {self.RATES} Hz, not {sample_rate}; set session.aec: none",
+            raise MMChatError(f"echo cancellation runs at {self.RATES} Hz, not {sample_rate}; set session.echo.aec: none",
                               ErrorCode.CONFIG)
         try:
             from livekit import rtc
         except ImportError as e:  # pragma: no cover - install.sh provides it
-            raise MMChatError(f"echo cancellation needs the livekit package ({e}); set session.aec: none",
+            raise MMChatError(f"echo cancellation needs the livekit package ({e}); set session.echo.aec: none",
                               ErrorCode.CONFIG) from e
         self.rtc = rtc
         self.sample_rate = sample_rate
@@ -103,9 +103,9 @@ class RoomEcho:
         self.zi = np.zeros(len(self.h) - 1)
 
     @classmethod
-    def for_session(cls, cfg: SessionSettings, sample_rate: int = 16000) -> "RoomEcho":
-        """The room of ``session.echo_gain`` / ``session.echo_delay_ms``."""
-        return cls(cfg.echo_gain, cfg.echo_delay_ms, sample_rate=sample_rate)
+    def for_session(cls, cfg: EchoSettings, sample_rate: int = 16000) -> "RoomEcho":
+        """The room of ``session.echo.gain`` / ``session.echo.delay_ms``."""
+        return cls(cfg.gain, cfg.delay_ms, sample_rate=sample_rate)
 
     def __call__(self, reference: np.ndarray) -> np.ndarray:
         from scipy.signal import lfilter

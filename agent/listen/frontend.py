@@ -66,10 +66,10 @@ class FrontEnd:
     def from_settings(cls, settings: Settings, turns: TurnDetector, voiced: Voiced, sample_rate: int,
                       aec: EchoCanceller | None = None) -> "FrontEnd":
         """The configured canceller (unless ``aec`` is given), and a barge-in detector expecting the
-        echo it leaves (``session.echo_gain`` scaled by its residual)."""
-        cfg = settings.session
-        aec = aec or make_echo_canceller(cfg.aec, sample_rate, cfg.aec_delay_ms)
-        barge = BargeInDetector(cfg.echo_gain * aec.residual, cfg.barge_in_ratio, cfg.barge_in_ms,
+        echo it leaves (``session.echo.gain`` scaled by its residual)."""
+        echo, turn = settings.session.echo, settings.session.turns
+        aec = aec or make_echo_canceller(echo.aec, sample_rate, echo.aec_delay_ms)
+        barge = BargeInDetector(echo.gain * aec.residual, turn.barge_in_ratio, turn.barge_in_ms,
                                 settings.vad.frame_ms)
         return cls(aec, turns, voiced, barge)
 

@@ -1,7 +1,7 @@
 """Wake word: openWakeWord (ONNX) over the frame stream.
 
 The command after the phrase is cut from the VAD utterance that holds it (agent/session/conductor.py keeps
-``session.wake_lookback_s`` before the detection), so the detector itself keeps no audio.
+``session.command.lookback_s`` before the detection), so the detector itself keeps no audio.
 """
 from __future__ import annotations
 

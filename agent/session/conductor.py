@@ -2,7 +2,7 @@
 
 Turn-taking and self-trigger rules (kept simple on purpose):
 
-* While our reply plays (plus ``echo_tail_ms``), wake detections are ignored and
+* While our reply plays (plus ``session.echo.tail_ms``), wake detections are ignored and
   utterances that overlap our playback never start a turn: they are our own echo.
 * Barge-in is the one exception: VAD speech whose mic level is clearly above the
   expected echo (BargeInDetector) cancels playback and the rest of the reply; the

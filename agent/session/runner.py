@@ -74,7 +74,7 @@ class Parts:
     controller: Responder
     tts: TTS
     out: AudioOut | None = None
-    aec: EchoCanceller | None = None  # None: from config.yaml (session.aec)
+    aec: EchoCanceller | None = None  # None: from config.yaml (session.echo.aec)
     echo: bool = True  # mix our playback into the input (recordings only)
     throttle: bool = True  # thinking costs no stream time (fast file mode)
     face_checks: bool = True  # look for the face while unlocked
@@ -116,7 +116,7 @@ def _parts(settings: Settings, audio: Any, live: bool, realtime: bool, assistant
     if gate is None:
         from agent.identity.face_sync import sync_configured
 
-        sync_configured(settings)  # session.faces_dir: enrol/retrain before the gate and camera read profiles
+        sync_configured(settings)  # session.face.sync_dir: enrol/retrain before the gate and camera read profiles
         realtime = realtime or feed.kind == "camera"  # a camera runs on the wall clock: so must the audio
         gate = IdentityGate(settings, feed, checker)
         gate.warm_up()
@@ -178,7 +178,7 @@ class SessionRunner:
         self.stop = threading.Event()
         self.stats = Stats()
         self.clock = StreamClock(parts.source.sample_rate)
-        self.playback = Playback(self.clock, cfg.echo_tail_ms / 1000)
+        self.playback = Playback(self.clock, cfg.echo.tail_ms / 1000)
         self.session = Session(cfg, emit)
         self.busy = Busy(self.clock)
         self.q: dict[str, queue.Queue[Any]] = {name: queue.Queue(maxsize=queue_size)
@@ -205,7 +205,7 @@ class SessionRunner:
                               self.responses, self.stop,
                               emotion_of=self._emotion_of(),
                               key=KeyPolicy.from_settings(self.settings), ctx=p.tool_context)
-        room = RoomEcho.for_session(cfg, self.clock.sample_rate) if p.echo and cfg.echo_gain > 0 else None  # recordings
+        room = RoomEcho.for_session(cfg.echo, self.clock.sample_rate) if p.echo and cfg.echo.gain > 0 else None  # recordings
         if p.gate.feed is not None:  # a live camera: stream time 0 is now on its clock
             p.gate.feed.sync(time.monotonic())
         t0 = time.perf_counter()

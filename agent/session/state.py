@@ -40,7 +40,7 @@ class Session:
         self._face_misses = 0
         self._pending_mode: str | None = None
         self._challenged = False  # a challenge is out (agent.identity.audio_key): its own deadline, not the wake timeout
-        words = "|".join(re.escape(w) for w in settings.goodbye)
+        words = "|".join(re.escape(w) for w in settings.command.goodbye)
         self._goodbye = re.compile(rf"\b({words})\b", re.I) if words else None
 
     # -- events -------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class Session:
 
     def mode_changed(self, mode: str) -> None:
         """ToolContext listener (the controller thread; the session thread for a gesture): remember a locking mode."""
-        if mode in self.settings.lock_modes:
+        if mode in self.settings.turns.lock_modes:
             with self._lock:
                 self._pending_mode = mode
 
@@ -118,11 +118,11 @@ class Session:
         return False
 
     def face_seen(self, t: float, present: bool) -> bool:
-        """Face presence while active; ``face_gone_checks`` misses in a row lock. True if locked."""
+        """Face presence while active; ``face.gone_checks`` misses in a row lock. True if locked."""
         if self.state is not State.ACTIVE:
             return False
         self._face_misses = 0 if present else self._face_misses + 1
-        if self._face_misses >= self.settings.face_gone_checks:
+        if self._face_misses >= self.settings.face.gone_checks:
             self.lock(t, "face gone")
             return True
         return False
@@ -131,10 +131,10 @@ class Session:
         """Timeouts on stream time (not while a turn is in progress). True if the session locked."""
         if busy:
             return False
-        if self.state is State.VERIFYING and not self._challenged and t - self._wake_at > self.settings.wake_timeout_s:
+        if self.state is State.VERIFYING and not self._challenged and t - self._wake_at > self.settings.command.wake_timeout_s:
             self.lock(t, "no command after the wake word")
             return True
-        if self.state is State.ACTIVE and t - self._last_heard > self.settings.idle_timeout_s:
+        if self.state is State.ACTIVE and t - self._last_heard > self.settings.turns.idle_timeout_s:
             self.lock(t, "idle timeout")
             return True
         return False

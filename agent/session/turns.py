@@ -62,8 +62,8 @@ class TurnPolicy:
 
     @classmethod
     def from_settings(cls, cfg: SessionSettings, face_checks: bool) -> "TurnPolicy":
-        return cls(face_checks, cfg.face_check_s, cfg.wake_lookback_s, cfg.min_command_s,
-                   cfg.reverify_min_s if cfg.reverify_voice else None)
+        return cls(face_checks, cfg.face.check_s, cfg.command.lookback_s, cfg.command.min_s,
+                   cfg.turns.reverify_min_s if cfg.turns.reverify_voice else None)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Every time in the session is *stream time*: seconds of microphone audio released
 by the source. Reply audio is scheduled on the same clock, so the session knows
 exactly when the assistant is talking (to gate the wake word and ASR against its
 own voice) and, for recordings, can mix that audio back into the input at the
-speaker-to-mic coupling ``echo_gain`` -- the echo a real room would produce.
+speaker-to-mic coupling ``session.echo.gain`` -- the echo a real room would produce.
 """
 from __future__ import annotations
 

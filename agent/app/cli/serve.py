@@ -20,7 +20,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     from agent.app.server import serve as run
     from agent.identity.face_sync import sync_configured
 
-    sync_configured(settings)  # session.faces_dir, before the first request reads the profiles
+    sync_configured(settings)  # session.face.sync_dir, before the first request reads the profiles
     if args.wait is not None:
         if args.wait <= 0:
             raise MMChatError(f"--wait must be positive, not {args.wait:g}")

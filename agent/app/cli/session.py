@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g = p.add_mutually_exclusive_group()
     g.add_argument("--video", default=None, help="camera recording, in sync with the audio (face check, liveness)")
     g.add_argument("--face", default=None, help="a still photo as the face in view (no liveness: see "
-                                                "session.allow_still_face)")
+                                                "session.face.allow_still)")
     g.add_argument("--camera", default=None, help="a live camera for the gate and the camera stage: device index, "
                                                   "stream URL, or a video file played as a camera (implies --realtime)")
     p.add_argument("--realtime", action="store_true", help="pace the recording like a live microphone")

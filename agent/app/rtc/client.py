@@ -163,7 +163,7 @@ class RtcClient:
         try:
             self.shared.load()
             settings = self.live.settings(self.base)
-            keep_s = settings.session.face_window_s + 5.0
+            keep_s = settings.session.face.window_s + 5.0
             feed = TrackFace(self.camera, keep_s) if self.camera is not None else NoFace()
             parts = build_parts(settings, audio=self.mic, realtime=True, assistant=self.shared.for_client(self.ctx),
                                 feed=feed, checker=self.shared.checker)
