@@ -70,12 +70,18 @@ class Sampler:
         self.cores = (self._cpu_s() - self.cpu0) / max(1e-3, time.monotonic() - self.t0)
 
 
-def _answered(r: ProbeResult) -> bool:
+def _done(r: ProbeResult) -> bool:
+    """The client's turn is over: answered, refused, or locked again (and its audio heard)."""
     return r.reply_s > 0.5 and any(t in r.types() for t in ("reply", "refusal", "lock"))
 
 
+def _answered(r: ProbeResult) -> bool:
+    """Its question got a spoken reply (a refusal or a lock is not an answer)."""
+    return r.reply_s > 0.5 and r.first("reply") is not None
+
+
 async def _clients(url: str, n: int, wav: Path, video: Path, timeout_s: float) -> list[ProbeResult]:
-    return await asyncio.gather(*(probe(url, wav, video, until=_answered, timeout_s=timeout_s) for _ in range(n)))
+    return await asyncio.gather(*(probe(url, wav, video, until=_done, timeout_s=timeout_s) for _ in range(n)))
 
 
 def _fps(r: ProbeResult) -> float:
@@ -88,7 +94,9 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
     used: on two cores more rounds cost minutes and the per-client figures already come n at a time."""
     from agent.session.assistant import Assistant
 
-    out: dict[str, Any] = {"rtc_note": "the machine (2 cores) is shared with other work while this runs: figures are noisy"}
+    import os
+
+    out: dict[str, Any] = {"rtc_machine": {"cpus": os.cpu_count(), "loadavg_start": [round(v, 2) for v in os.getloadavg()]}}
     with tempfile.TemporaryDirectory(prefix="mmchat-bench-rtc-") as tmp:
         folder = Path(tmp)
         enroll_lin(settings.model_copy(update={"paths": settings.paths.model_copy(
@@ -99,7 +107,7 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
         with ServerProcess(server_config(settings, folder, max_clients), start_timeout_s=120) as server:
             asyncio.run(_clients(server.url, 1, wav, video, timeout_s))  # warm: models loaded, first turn done
             for n in counts:
-                fps, latency, unlocked, answered = [], [], 0, 0
+                fps, latency, unlocked, answered, refused = [], [], 0, 0, 0
                 with Sampler(server.proc.pid) as cpu:
                     for _ in range(rounds):
                         for r in asyncio.run(_clients(server.url, n, wav, video, timeout_s)):
@@ -109,12 +117,15 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
                                 latency.append(float(reply["first_audio_s"]))
                             unlocked += "active" in r.states()
                             answered += _answered(r)
+                            refused += r.first("refusal") is not None
                 out[f"rtc_clients_{n}"] = {
                     "analysed_fps_per_client": figure(fps, unit="fps"),
                     "answer_latency": figure(latency, unit="s"),
                     "unlocked": f"{unlocked}/{n * rounds}", "answered": f"{answered}/{n * rounds}",
+                    "refused": f"{refused}/{n * rounds}",
                     "server_cpu_cores": round(cpu.cores, 2), "server_peak_rss_mb": round(max(cpu.rss_mb or [0]), 1)}
             out["rtc_refusal_over_limit"] = asyncio.run(_over_limit(server.url, max_clients, wav))
+    out["rtc_machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return out
 
 

@@ -46,13 +46,16 @@ class Assistant:
         s = self.settings.llm
         reply_settings = s.model_copy(update={"model": s.reply_model}) if s.reply_model else s
         reply_llm = make_chat_model(reply_settings, self.settings.models_dir, role="reply")
+        prompts = PromptBook()
+        styled = ({family: make_chat_model(reply_settings, self.settings.models_dir, role=f"reply:{family}")
+                   for family in prompts.styles} if reply_settings.backend == "embedded" else None)
         router = None
         if self.settings.controller.router:
             from agent.think.router import load_router
 
             router = load_router(self.settings.controller, self.settings.models_dir)
-        ctl = Controller(llm, build_tools(self.tool_context), PromptBook(), self.settings.controller, router,
-                         reply_llm, route_answers=not s.reply_model)
+        ctl = Controller(llm, build_tools(self.tool_context), prompts, self.settings.controller, router,
+                         reply_llm, route_answers=not s.reply_model, styled_llms=styled)
         if self.settings.controller.warm_up:
             done = ctl.warm_up(self.settings.cache_dir / "llm-state")
             log.info("controller prompts: %s", done)

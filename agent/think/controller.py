@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -68,9 +68,13 @@ class Controller:
 
     def __init__(self, llm: Runnable, tools: list[BaseTool], prompts: PromptBook,
                  settings: ControllerSettings, router: IntentScorer | None = None,
-                 reply_llm: Runnable | None = None, route_answers: bool = True) -> None:
+                 reply_llm: Runnable | None = None, route_answers: bool = True,
+                 styled_llms: Mapping[str, Runnable] | None = None) -> None:
+        """``styled_llms``: per style family, an answering context of its own (in-process: each keeps
+        persona + style in its KV cache, so a styled answer evaluates only the new turn); else ``reply_llm``."""
         self.llm = llm
         self.reply_llm = reply_llm or llm
+        self.styled_llms = dict(styled_llms or {})
         # True: neutral answers stream from the routing pass itself; False: every
         # answer comes from ``reply_llm`` (e.g. a smaller, faster model).
         self.route_answers = route_answers
@@ -120,7 +124,10 @@ class Controller:
                 cancel: threading.Event | None, extra: tuple[BaseMessage, ...] = ()) -> _Pass:
         """A spoken answer in ``style`` from the answering context (``extra``: a tool call and its result)."""
         return self._pass(self._reply_messages(text, style, extra), sw, prefix, sink, style.max_sentences,
-                          cancel=cancel, llm=self.reply_llm)
+                          cancel=cancel, llm=self._styled(style))
+
+    def _styled(self, style: Style) -> Runnable:
+        return self.styled_llms.get(style.family, self.reply_llm)
 
     def warm_up(self, state_dir: Path | None = None) -> dict[str, str]:
         """Evaluate the fixed prompts once so the first real turn starts warm.
@@ -135,13 +142,18 @@ class Controller:
                 self.route("Hello there.")
 
         done = {"route": warm(self.llm, self._prompt_key(self._route_messages("")), route, state_dir)}
-        msgs = self._reply_messages("Hello there.", self.prompts.style("neutral"))
+        families = sorted(self.styled_llms) or ["neutral"]
+        for family in families:  # each answering context: persona + its style
+            style = self.prompts.style(family)
+            msgs = self._reply_messages("Hello there.", style)
+            llm = self._styled(style)
 
-        def reply() -> None:  # the persona prompt every styled answer starts with
-            with contextlib.suppress(MMChatError):
-                self._pass(msgs, Stopwatch(), "", None, 1, route_only=True, llm=self.reply_llm)
+            def reply(msgs: list[BaseMessage] = msgs, llm: Runnable = llm) -> None:
+                with contextlib.suppress(MMChatError):
+                    self._pass(msgs, Stopwatch(), "", None, 1, route_only=True, llm=llm)
 
-        done["reply"] = warm(self.reply_llm, self._prompt_key(msgs), reply, state_dir)
+            done[f"reply:{family}" if self.styled_llms else "reply"] = warm(llm, self._prompt_key(msgs), reply,
+                                                                            state_dir)
         return done
 
     @staticmethod

@@ -61,12 +61,12 @@ def _roles(chat: Any) -> ContextRoles:
     return _ROLES.setdefault(id(chat.client), ContextRoles(chat.client))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)  # route, reply and one answering context per style family, per model
 def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runnable:
     """The in-process model for one role; roles of the same model share one llama.cpp context.
 
-    ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves the styled
-    prompts. Each role's cache is swapped in when it is used (agent.think.llm_state.ContextRoles), so
+    ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves answers, and
+    ``reply:<family>`` one emotion style each (persona + that style stay cached). Each role's cache is swapped in when it is used (agent.think.llm_state.ContextRoles), so
     neither evicts the other's prefix and the weights are mapped once.
     """
     chat = _embedded_chat(s, models_dir)
