@@ -23,6 +23,7 @@ from agent.evals.server_load import ROOT, ServerProcess
 from agent.evals.stats import figure
 
 COUNTS = (1, 2, 4)
+NO_GESTURES = {"gesture_hold_ms": 10000}
 
 
 def server_config(settings: Settings, folder: Path, max_clients: int) -> Path:
@@ -81,7 +82,9 @@ def _answered(r: ProbeResult) -> bool:
 
 
 async def _clients(url: str, n: int, wav: Path, video: Path, timeout_s: float) -> list[ProbeResult]:
-    return await asyncio.gather(*(probe(url, wav, video, until=_done, timeout_s=timeout_s) for _ in range(n)))
+    # gestures held off: the clip's held fist would select privacy mode and lock before the answer
+    return await asyncio.gather(*(probe(url, wav, video, until=_done, timeout_s=timeout_s, settings=NO_GESTURES)
+                                  for _ in range(n)))
 
 
 def _fps(r: ProbeResult) -> float:

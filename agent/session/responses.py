@@ -1,6 +1,8 @@
 """The reply stage's job function: a ReplyJob through the one reply path into playback."""
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import threading
 from dataclasses import dataclass
@@ -14,12 +16,36 @@ from agent.speak.reply import Reply, ReplyJob, ReplyKind, ReplyPath
 log = logging.getLogger(__name__)
 
 
+class Hold:
+    """Set while a gate check or a reply runs: the camera stage then analyses one frame a second.
+
+    On two cores every frame analysed meanwhile is CPU taken from the voice + face check, the LLM
+    and TTS. A count, so overlapping jobs (a check during a reply) keep it set until both end.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Hold":
+        with self._lock:
+            self._n += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._n -= 1
+
+    def is_set(self) -> bool:
+        return self._n > 0
+
+
 class Responses:
     """The controller stage's job function: a ReplyJob through the one reply path into playback."""
 
     def __init__(self, replies: ReplyPath, playback: Playback, out: AudioOut | None, run_dir: Path | None,
-                 stats: Stats, hold: threading.Event | None = None) -> None:
-        """``hold``: set while a reply runs (the camera stage slows down to leave the CPU to it)."""
+                 stats: Stats, hold: Hold | None = None) -> None:
+        """``hold``: held while a reply runs (the camera stage slows down to leave the CPU to it)."""
         self.replies, self.playback, self.out, self.hold = replies, playback, out, hold
         self.run_dir, self.stats = run_dir, stats
         self.current: PlaybackSink | None = None
@@ -28,14 +54,11 @@ class Responses:
     def __call__(self, job: ReplyJob) -> "Spoken":
         sink = PlaybackSink(self.playback, threading.Event(), self.out)
         self.current = sink
-        if self.hold is not None:
-            self.hold.set()
         try:
-            reply = self.replies.run(job, sink, sink.cancel)
+            with self.hold or contextlib.nullcontext():
+                reply = self.replies.run(job, sink, sink.cancel)
         finally:
             self.current = None
-            if self.hold is not None:
-                self.hold.clear()
         if reply.first_audio_s is not None and job.kind is ReplyKind.REPLY:
             self.stats.add("voice_to_voice", reply.first_audio_s)
         audio = save_error = None

@@ -30,7 +30,7 @@ from agent.listen.wakeword import WakeDetector
 from agent.session.conductor import Conductor
 from agent.session.events import EventType
 from agent.session.perception import PerceptionHook, seen_emotion
-from agent.session.responses import Responses
+from agent.session.responses import Hold, Responses
 from agent.session.stages import (
     Attachable,
     Busy,
@@ -155,16 +155,21 @@ def _transcribe(asr: Any) -> Callable[[Any], str]:
     return lambda utt: asr.transcribe(utt.audio).text
 
 
-def _check(gate: SpeakerCheck) -> Callable[[Any], Any]:
+def _check(gate: SpeakerCheck, hold: Hold) -> Callable[[Any], Any]:
     def run(job: Any) -> Any:
-        if isinstance(job, FaceJob):
-            return gate.face_present(job.t)
-        if isinstance(job, VoiceJob):
-            return gate.same_voice(job.utt.audio, job.user)
-        if isinstance(job, PhraseJob):  # the audio key (agent.session.key_steps): only with the real gate
-            return check_phrase(gate.checker, job, gate.cfg)  # type: ignore[attr-defined]
-        return gate.check(job.utt.audio, job.utt.end)
+        with hold:  # the camera stage slows down while the check runs
+            return _one_check(gate, job)
     return run
+
+
+def _one_check(gate: SpeakerCheck, job: Any) -> Any:
+    if isinstance(job, FaceJob):
+        return gate.face_present(job.t)
+    if isinstance(job, VoiceJob):
+        return gate.same_voice(job.utt.audio, job.user)
+    if isinstance(job, PhraseJob):  # the audio key (agent.session.key_steps): only with the real gate
+        return check_phrase(gate.checker, job, gate.cfg)  # type: ignore[attr-defined]
+    return gate.check(job.utt.audio, job.utt.end)
 
 
 class SessionRunner:
@@ -185,7 +190,7 @@ class SessionRunner:
                                                for name in ("vad", "wake")}  # frames: bounded
         self.lanes = Lanes()  # the session thread's queues: events in, jobs out
         self.front = FrontEnd.from_settings(settings, parts.turns, parts.voiced, parts.source.sample_rate, parts.aec)
-        self.hold = threading.Event()  # a reply is running: the camera stage slows down
+        self.hold = Hold()  # a gate check or a reply is running: the camera stage slows down
         self.responses = Responses(ReplyPath(parts.controller, parts.tts), self.playback, parts.out, run_dir,
                                    self.stats, self.hold)
         if isinstance(parts.source, Attachable):  # scripted sources listen for the assistant
@@ -215,7 +220,7 @@ class SessionRunner:
             start(Stage.VAD.value, vad_stage, q["vad"], q["wake"], self.front,
                   self.stats, self.stop),
             start(Stage.WAKE.value, wake_stage, q["wake"], lanes.hub, p.wake, self.stats, self.stop),
-            start(Stage.VERIFY.value, job_stage, Stage.VERIFY, lanes.gate, lanes.hub, _check(p.gate), self.stats,
+            start(Stage.VERIFY.value, job_stage, Stage.VERIFY, lanes.gate, lanes.hub, _check(p.gate, self.hold), self.stats,
                   self.stop),
             start(Stage.ASR.value, job_stage, Stage.ASR, lanes.asr, lanes.hub, _transcribe(p.asr), self.stats,
                   self.stop),

@@ -238,17 +238,23 @@ def log_frame_error(logger: logging.Logger, stage: str, n: int, e: BaseException
                        exc_info=e if n <= 3 else None)
 
 
+class HoldFlag(Protocol):
+    """Set by the session while it needs the CPU (a gate check, a reply): ``threading.Event`` fits."""
+
+    def is_set(self) -> bool: ...
+
+
 class CameraStage:
     """Reader + worker threads feeding a ``FrameProcessor`` from a ``FrameSource`` until stopped."""
 
-    HELD_INTERVAL_S = 1.0  # while ``hold`` is set (the assistant thinks or talks): one frame a second
+    HELD_INTERVAL_S = 1.0  # while ``hold`` is set (a gate check, or the assistant thinks or talks): 1 frame/s
 
     def __init__(self, processor: FrameProcessor, source: FrameSource, max_fps: float | None = None) -> None:
         self.processor, self.source = processor, source
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
-        # Set by the session while a reply is thought and spoken: on two cores every frame analysed
-        # then is CPU taken from the LLM and TTS, so the stage slows down instead.
-        self.hold = threading.Event()
+        # Set by the session while the gate checks or a reply is thought and spoken: on two cores
+        # every frame analysed then is CPU taken from them, so the stage slows down instead.
+        self.hold: HoldFlag = threading.Event()
         self.stop_event = threading.Event()
         self.frames_read = self.frames_processed = 0
         self.frame_errors = 0  # frames the processor failed on (skipped; the stage keeps going)
