@@ -6,10 +6,12 @@
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,18 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+_OPEN: "weakref.WeakSet[Any]" = weakref.WeakSet()  # llama.cpp models still loaded
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the loaded llama.cpp models before the interpreter tears its modules down (else their
+    finaliser runs after llama_cpp's functions are gone and prints a TypeError at exit)."""
+    for llama in list(_OPEN):
+        with contextlib.suppress(Exception):
+            llama.close()
+
+
 @functools.lru_cache(maxsize=4)
 def _embedded_chat(s: LLMSettings, models_dir: Path) -> Any:
     """One llama.cpp model + context per model settings, loaded once per process."""
@@ -47,11 +61,13 @@ def _embedded_chat(s: LLMSettings, models_dir: Path) -> Any:
     path = model_path(models_dir, LLM_FILES, s.model, "LLM")
     # llama.cpp prints its load log on stderr at the C level; keep the CLI clean.
     with _quiet_stderr():
-        return ChatLlamaCpp(
+        chat = ChatLlamaCpp(
             model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch,
             temperature=s.temperature, max_tokens=s.max_tokens, repeat_penalty=1.0,
             top_k=1 if s.temperature == 0 else 40, streaming=True, verbose=False, use_mmap=True,
         )
+    _OPEN.add(chat.client)
+    return chat
 
 
 _ROLES: dict[int, ContextRoles] = {}  # id(llama) -> the roles sharing that context
