@@ -9,6 +9,7 @@ the server's CPU (cores busy) and peak RSS, and that one client over ``serve.max
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -49,8 +50,6 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _cpu_s(self) -> float:
-        import os
-
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -96,8 +95,6 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
     """One round per client count (a round is one real-time turn per client, ~40 s); ``repeat`` is not
     used: on two cores more rounds cost minutes and the per-client figures already come n at a time."""
     from agent.session.assistant import Assistant
-
-    import os
 
     out: dict[str, Any] = {"rtc_machine": {"cpus": os.cpu_count(), "loadavg_start": [round(v, 2) for v in os.getloadavg()]}}
     with tempfile.TemporaryDirectory(prefix="mmchat-bench-rtc-") as tmp:

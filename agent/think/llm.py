@@ -82,7 +82,8 @@ def make_embedded(s: LLMSettings, models_dir: Path, role: str = "route") -> Runn
     """The in-process model for one role; roles of the same model share one llama.cpp context.
 
     ``route`` keeps the long, fixed tool prompt in its KV cache; ``reply`` serves answers, and
-    ``reply:<family>`` one emotion style each (persona + that style stay cached). Each role's cache is swapped in when it is used (agent.think.llm_state.ContextRoles), so
+    ``reply:<family>`` one emotion style each (persona + that style stay cached). Each role's cache
+    is swapped in when it is used (agent.think.llm_state.ContextRoles), so
     neither evicts the other's prefix and the weights are mapped once.
     """
     chat = _embedded_chat(s, models_dir)
