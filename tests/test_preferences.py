@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +117,10 @@ class FakeController:
         return TurnResult(text=text, reply="Sure.")
 
 
-def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]:
-    """A conductor whose user has just been accepted and transcribed; its speak job is queued."""
+def _unlock(prefs: dict, between: Callable[[Conductor], object] | None = None,
+            ) -> tuple[Conductor, Responses, FakeTTS, FakeController]:
+    """A conductor whose user has just been accepted and transcribed; its speak job is queued
+    (``between``: what happens after the acceptance, before the transcript)."""
     clock = StreamClock()
     playback = Playback(clock)
     playback.closed.set()  # no source moves the clock: playback returns at once
@@ -131,6 +133,8 @@ def _unlock(prefs: dict) -> tuple[Conductor, Responses, FakeTTS, FakeController]
     c.on_utterance(utt)  # the command's turn ends: its voice check and ASR are queued
     c.on_result(StageResult(Stage.VERIFY, VerifyJob(utt), Decision("accept", "sam", "voice and face match sam",
                                                                     "", prefs=prefs)))
+    if between is not None:
+        between(c)
     c.on_result(StageResult(Stage.ASR, utt, "what time is it"))
     return c, responses, tts, ctl
 
@@ -153,6 +157,17 @@ def test_unlock_greets_by_address_as_once_and_applies_reply_length(caplog):
     c.say(ReplyKind.REPLY, "and now?", 0.0)  # later turns: no greeting, same preferences
     later = c.speak_q.get_nowait()
     assert later.greeting is None and later.prefs == job.prefs
+
+
+def test_a_device_notice_after_the_unlock_leaves_the_greeting_to_the_answer():
+    """The camera lost between the unlock and the answer: its line is said without the greeting, and the
+    answer still opens with it."""
+    from tools.common.devices import DeviceState, DeviceStatus
+
+    c, *_ = _unlock({"address_as": "Sammy"}, lambda c: c.on_device(DeviceStatus("camera", DeviceState.DOWN)))
+    notice, answer = c.speak_q.get_nowait(), c.speak_q.get_nowait()
+    assert notice.kind == "notice" and notice.text == "I've lost the camera; I'll keep trying."
+    assert notice.greeting is None and answer.kind == "reply" and answer.greeting == "Hi Sammy."
 
 
 def test_defaults_greet_by_user_name_and_keep_the_style_cap():

@@ -18,6 +18,7 @@ from tools.common.errors import ConfigError
 from tools.common.settings import (
     AffectSettings,
     DetectorSettings,
+    DeviceSettings,
     Emotion,
     FaceIdSettings,
     FrozenModel,
@@ -229,6 +230,7 @@ class Settings(FrozenModel):
     session: SessionSettings = SessionSettings()
     serve: ServeSettings = ServeSettings()
     affect: AffectSettings = AffectSettings()
+    devices: DeviceSettings = DeviceSettings()
     root: Path = Field(default_factory=lambda: Path(__file__).resolve().parents[2], exclude=True)
 
     def path(self, value: str) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,8 +19,11 @@ from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
 from agent.identity.verify import Decision, IdentityChecker, Match, best_face, best_voice, decide
 from tools.common.errors import ErrorCode, MMChatError
+from tools.common.settings import DeviceSettings
 
-STALE_CAMERA_S = 3.0  # no new camera frame for this long: the camera stopped
+if TYPE_CHECKING:
+    from tools.vision.camera import FrameSource
+
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
@@ -28,6 +31,7 @@ class FaceFeed(Protocol):
     kind: str  # video | image | camera | none
     still: bool  # a single photo: no liveness possible
     path: Path | None  # the file shown (image, video); None for a camera or nothing
+    source: FrameSource | None  # a live camera's reader, shared with the camera stage; None otherwise
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
         """Up to ``n`` BGR frames from the ``window_s`` before stream time ``t`` (empty: nothing in view)."""
@@ -41,9 +45,10 @@ class FaceFeed(Protocol):
 
 
 class FeedBase:
-    """Defaults of the optional FaceFeed members: no file, no clock to sync, nothing to close."""
+    """Defaults of the optional FaceFeed members: no file, no reader, no clock to sync, nothing to close."""
 
     path: Path | None = None
+    source: FrameSource | None = None
 
     def sync(self, t0_monotonic: float) -> None:
         pass
@@ -104,13 +109,15 @@ class CameraFace(FeedBase):
 
     kind, still = "camera", False
 
-    def __init__(self, spec: str | int = 0, keep_s: float = 8.0) -> None:
+    def __init__(self, spec: str | int = 0, keep_s: float = 8.0, devices: DeviceSettings = DeviceSettings()) -> None:
+        """``devices``: how long the newest frame may be old before the check says "camera stopped", and
+        how the reader rides out a lost camera."""
         from tools.vision.camera import RecentFrames, TeeSource
         from tools.vision.capture import open_source
 
-        self.spec = spec
+        self.spec, self.stale_s = spec, devices.camera_stale_s
         self.recent = RecentFrames(keep_s)
-        self.source = TeeSource(open_source(spec), self.recent.add)  # DEVICE / IMAGE_INVALID errors now
+        self.source: FrameSource | None = TeeSource(open_source(spec, devices=devices), self.recent.add)  # DEVICE / IMAGE_INVALID errors now
         self.t0: float | None = None
 
     def sync(self, t0_monotonic: float) -> None:
@@ -119,13 +126,14 @@ class CameraFace(FeedBase):
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
         newest = self.recent.newest()
         silent = time.monotonic() - newest if newest is not None else None
-        if silent is None or silent > STALE_CAMERA_S:  # the reader stopped: say so rather than "no face"
+        if silent is None or silent > self.stale_s:  # the reader stopped: say so rather than "no face"
             raise MMChatError(f"camera stopped: no frame from {self.spec} for "
                               f"{'ever' if silent is None else f'{silent:.0f} s'}", ErrorCode.DEVICE)
         return self.recent.window(window_s, n, now=None if self.t0 is None else self.t0 + t)
 
     def close(self) -> None:
-        self.source.close()
+        if self.source is not None:
+            self.source.close()
 
 
 def make_face_feed(settings: Settings, video: str | None = None, face: str | None = None,
@@ -135,7 +143,7 @@ def make_face_feed(settings: Settings, video: str | None = None, face: str | Non
     path = video or face
     if path is None and (camera is not None or live):
         return CameraFace(camera if camera is not None else settings.session.camera,
-                          keep_s=settings.session.face.window_s + 5.0)  # checks run a few seconds late at most
+                          keep_s=settings.session.face.window_s + 5.0, devices=settings.devices)  # checks run a few seconds late at most
     if path is None and settings.session.face.fallback:
         fallback = settings.path(settings.session.face.fallback)
         path = str(fallback) if fallback.is_file() else None

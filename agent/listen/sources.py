@@ -23,10 +23,14 @@ MICROPHONE = "microphone"  # the device's name in its DeviceStatus
 
 
 class AudioSource(Protocol):
-    """An iterable of mono int16 frames of ``frame_samples`` at ``sample_rate``."""
+    """An iterable of mono int16 frames of ``frame_samples`` at ``sample_rate``; ``reconnect`` is a live
+    device's state and reopening (MicSource), None for recordings."""
 
     sample_rate: int
     frame_samples: int
+
+    @property
+    def reconnect(self) -> Reconnector | None: ...
 
     def __iter__(self) -> Iterator[np.ndarray]: ...
 
@@ -47,6 +51,8 @@ class FileSource:
     With ``realtime=True`` each frame is released at its wall-clock time, like a
     microphone; with ``False`` the same code runs without sleeping.
     """
+
+    reconnect = None
 
     def __init__(self, audio: str | Path | np.ndarray, frame_ms: int = 30, realtime: bool = False,
                  sample_rate: int = SAMPLE_RATE) -> None:

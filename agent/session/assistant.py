@@ -45,10 +45,11 @@ class Assistant:
         llm = make_chat_model(self.settings.llm, self.settings.models_dir)
         s = self.settings.llm
         reply_settings = s.model_copy(update={"model": s.reply_model}) if s.reply_model else s
-        reply_llm = make_chat_model(reply_settings, self.settings.models_dir, role="reply")
         prompts = PromptBook()
+        # in-process: an answering context per style family; a server keeps its own caches: one reply model
         styled = ({family: make_chat_model(reply_settings, self.settings.models_dir, role=f"reply:{family}")
                    for family in prompts.styles} if reply_settings.backend == "embedded" else None)
+        reply_llm = None if styled else make_chat_model(reply_settings, self.settings.models_dir, role="reply")
         router = None
         if self.settings.controller.router:
             from agent.think.router import load_router

@@ -84,6 +84,7 @@ class Conductor:
         self.greeting: str | None = None  # due on the first job after an unlock
         self.goodbye = False
         self.last_face = -1e9
+        self.face_error: str | None = None  # the face check's failure, logged once until a check works
         self.ended = False
         self.key = None if key is None else KeySteps(self, key)  # passphrase/challenge/lockout (agent.session.key_steps)
 
@@ -244,13 +245,14 @@ class Conductor:
         self.s.event(self.now, EventType.DEVICE, device=d.device, state=d.state.value, reason=d.reason,
                      attempts=d.attempts, line=line)
         if d.state is not DeviceState.RECONNECTING:
-            self.say(ReplyKind.NOTICE, line, time.perf_counter())
+            self.say(ReplyKind.NOTICE, line, time.perf_counter(), greet=False)  # the greeting waits for an answer
 
     # -- stage results ----------------------------------------------------------------------
     def on_result(self, r: StageResult) -> None:
         if r.stage is Stage.VERIFY and isinstance(r.job, FaceJob):
-            if r.error is not None:  # e.g. the camera stopped: said once per check, and counted as no face
-                self.s.event(r.job.t, EventType.ERROR, stage="camera", message=r.error)
+            if r.error is not None and self.face_error is None:  # e.g. the camera stopped: logged once an
+                self.s.event(r.job.t, EventType.ERROR, stage="camera", message=r.error)  # outage, counted as no face
+            self.face_error = r.error
             self.s.face_seen(r.job.t, r.error is None and bool(r.value))
             return
         if self.key and self.key.handles(r):
@@ -337,11 +339,13 @@ class Conductor:
             return
         self.say(ReplyKind.REPLY, text, p.heard_at, self.emotion_of(text) if self.emotion_of else None)
 
-    def say(self, kind: ReplyKind, text: str, heard_at: float, emotion: str | None = None) -> None:
-        """Queue a spoken job; while unlocked it carries the user's prefs (and the greeting, once)."""
+    def say(self, kind: ReplyKind, text: str, heard_at: float, emotion: str | None = None,
+            greet: bool = True) -> None:
+        """Queue a spoken job; while unlocked it carries the user's prefs (and the greeting, once, unless
+        ``greet`` is off: a device notice is not said to the user's turn)."""
         prefs = self.prefs if self.s.active else None
         greeting = None
-        if prefs is not None and kind is not ReplyKind.GOODBYE:
+        if prefs is not None and greet and kind is not ReplyKind.GOODBYE:
             greeting, self.greeting = self.greeting, None
         self.busy.add()
         self.speak_q.put(ReplyJob(kind, text, heard_at, emotion, prefs, greeting))

@@ -146,9 +146,9 @@ def session_perception(settings: Settings, feed: Any, ctx: ToolContext) -> Perce
 def live_devices(p: Parts) -> list[Reconnector]:
     """The reconnectors of a session's live devices: the microphone, the camera (the gate and the stage
     share one), each once; files and stills have none."""
-    feeds = [p.source, getattr(p.gate.feed, "source", None), p.perception.source if p.perception else None]
-    found = [r for f in feeds if f is not None and (r := getattr(f, "reconnect", None)) is not None]
-    return list({id(r): r for r in found}.values())
+    frames = [p.gate.feed.source if p.gate.feed else None, p.perception.source if p.perception else None]
+    found = [p.source.reconnect, *(f.reconnect for f in frames if f is not None)]
+    return list({id(r): r for r in found if r is not None}.values())
 
 
 def _transcribe(asr: Any) -> Callable[[Any], str]:

@@ -28,6 +28,8 @@ class Wait:
 class ScriptedSource:
     """A conversation as an AudioSource: audio parts, and Wait steps that listen for the assistant."""
 
+    reconnect = None
+
     def __init__(self, parts: Sequence[np.ndarray | Wait | Callable[[], np.ndarray]], frame_ms: int = 30,
                  sample_rate: int = SAMPLE_RATE, settle_s: float = 1.5, realtime: bool = False) -> None:
         """``realtime``: frames come at their wall-clock pace, like a microphone (else as fast as read)."""

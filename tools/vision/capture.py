@@ -14,11 +14,12 @@ import numpy as np
 
 from tools.common.devices import Backoff, Reconnector
 from tools.common.errors import ErrorCode, MMChatError
+from tools.common.settings import DeviceSettings
 from tools.vision.face_hands import load_image
 
 STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
 STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
-HICCUP_S = 2.0  # a live camera's reads may fail this long (retried 0.1 s apart) before it counts as lost
+DEVICES = DeviceSettings()  # the defaults: a live camera's reads may fail 2 s (retried 0.1 s apart), then lost
 CAMERA = "camera"  # the device's name in its DeviceStatus
 
 
@@ -59,14 +60,14 @@ class CaptureSource:
     """A camera device, stream URL or video file through ``cv2.VideoCapture``.
 
     Files play at ``fps`` and can loop. A live source (``device`` given) rides out
-    ``HICCUP_S`` of failed reads, then is released and reopened with back-off until it
+    ``hiccup_s`` of failed reads, then is released and reopened with back-off until it
     is back (``reconnect`` reports down / reconnecting / up) or ``reconnect.cancel()``
     ends the wait (``read`` returns None: the stage is stopping).
     """
 
     def __init__(self, cap: cv2.VideoCapture, fps: float | None, loop: bool = False,
                  device: int | str | None = None, backoff: Backoff | None = None,
-                 hiccup_s: float = HICCUP_S, frames: tuple[int, int | None] = (0, None)) -> None:
+                 hiccup_s: float = DEVICES.camera_hiccup_s, frames: tuple[int, int | None] = (0, None)) -> None:
         """``frames``: the part of a file played (first, end; end None: to EOF), from its first frame."""
         self.cap, self.fps, self.loop, self.device, self.hiccup_s = cap, fps, loop, device, hiccup_s
         self.reconnect = Reconnector(CAMERA, backoff) if device is not None else None
@@ -124,17 +125,19 @@ class CaptureSource:
         self.cap.release()
 
 
-def open_source(spec: int | str | Path, loop: bool = False,
-                frames: tuple[int, int | None] = (0, None)) -> CaptureSource | StillSource:
+def open_source(spec: int | str | Path, loop: bool = False, frames: tuple[int, int | None] = (0, None),
+                devices: DeviceSettings | None = None) -> CaptureSource | StillSource:
     """A device index (0, "0"), a stream URL (rtsp://, http://: a robot's or drone's camera), an image
-    file (repeated) or a video file (``frames``: the part played); typed errors when unusable."""
+    file (repeated) or a video file (``frames``: the part played); typed errors when unusable. A live
+    device rides out hiccups and reopens as ``devices`` says (its defaults when None)."""
     if isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec):
         device = int(str(spec)) if str(spec).isdigit() else str(spec)
         cap = open_capture(device)
         if cap is None:
             raise MMChatError(f"no camera at {'device index ' if isinstance(device, int) else ''}{device}",
                               ErrorCode.DEVICE)
-        return CaptureSource(cap, None, device=device)
+        cfg = devices or DEVICES
+        return CaptureSource(cap, None, device=device, backoff=Backoff.of(cfg), hiccup_s=cfg.camera_hiccup_s)
     path = Path(spec)
     if not path.is_file() or path.stat().st_size == 0:
         raise MMChatError(f"{path}: file not found or empty", ErrorCode.IMAGE_INVALID)

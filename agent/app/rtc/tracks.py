@@ -38,6 +38,8 @@ class MicSource:
     running for a tab that sends no audio. ``received_s`` / ``silent_frames`` say what came.
     """
 
+    reconnect = None  # the browser's track: the peer connection's own state tells when it goes
+
     def __init__(self, frame_ms: int = 30, sample_rate: int = 16_000, max_s: float = 10.0,
                  on_start: Callable[[], object] | None = None) -> None:
         """Audio before the session reads the first frame is dropped (stream time 0 is then, on the wall
@@ -113,6 +115,7 @@ class CameraFrames:
     """
 
     fps = None  # the track paces itself
+    reconnect = None  # the browser's track: the peer connection's own state tells when it goes
 
     def __init__(self, max_width: int = 960, max_fps: float = 12.0) -> None:
         self.max_width, self.min_dt = max_width, 1.0 / max_fps
