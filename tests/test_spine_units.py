@@ -195,3 +195,29 @@ def test_sentence_cap_holds_for_run_on_replies():
     spoken: list[str] = []
     r = _controller(run_on).respond("List everything.", on_sentence=spoken.append, max_sentences=2)
     assert 2 <= len(spoken) <= 3 and len(r.reply) < len(run_on) / 3, spoken
+
+
+def test_process_wide_builds_once_per_arguments_even_when_threads_race():
+    """Eight threads asking at once get one instance (built once); defaults given or not are one key."""
+    import threading
+    import time
+
+    from tools.common.once import process_wide
+
+    built: list[tuple] = []
+
+    @process_wide
+    def load(name: str, size: int = 1) -> object:
+        built.append((name, size))
+        time.sleep(0.05)  # a slow model load: the others arrive meanwhile
+        return object()
+
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(load("a"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(g) for g in got}) == 1 and built == [("a", 1)]
+    assert load("a", 1) is load("a", size=1) is got[0] and load("a", 2) is not got[0]
+    assert built == [("a", 1), ("a", 2)]

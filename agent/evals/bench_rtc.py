@@ -86,6 +86,22 @@ async def _clients(url: str, n: int, wav: Path, video: Path, timeout_s: float) -
                                   for _ in range(n)))
 
 
+def _outcome(r: ProbeResult) -> str:
+    """What one client's turn came to, for the figures' reader: its event path (repeats and perception
+    folded) and, when it was not answered, the lock's or error's reason."""
+    path: list[str] = []
+    for e in r.events:
+        kind = e["type"]
+        if kind == "lock" and e.get("reason"):
+            kind = f"lock({e['reason']})"
+        elif kind == "error":
+            kind = f"error({e.get('code') or e.get('stage')}: {str(e.get('message', ''))[:60]})"
+        if not path or path[-1] != kind:
+            path.append(kind)
+    tail = "" if r.error is None else f" [{r.error}]"
+    return ">".join(path) + f" (reply audio {r.reply_s:.1f} s){tail}"
+
+
 def _fps(r: ProbeResult) -> float:
     return float(r.last_frame["fps"]) if r.last_frame else 0.0
 
@@ -105,9 +121,10 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
         video = settings.testdata_dir.joinpath(*CLIP)
         max_clients = max(counts)
         with ServerProcess(server_config(settings, folder, max_clients), start_timeout_s=120) as server:
-            asyncio.run(_clients(server.url, 1, wav, video, timeout_s))  # warm: models loaded, first turn done
+            warm = asyncio.run(_clients(server.url, 1, wav, video, timeout_s))  # models loaded, first turn done
+            out["rtc_warm_turn"] = _outcome(warm[0])
             for n in counts:
-                fps, latency, unlocked, answered, refused = [], [], 0, 0, 0
+                fps, latency, unlocked, answered, refused, outcomes = [], [], 0, 0, 0, []
                 with Sampler(server.proc.pid) as cpu:
                     for _ in range(rounds):
                         for r in asyncio.run(_clients(server.url, n, wav, video, timeout_s)):
@@ -118,11 +135,12 @@ def bench_rtc(settings: Settings, repeat: int = 3, counts: tuple[int, ...] = COU
                             unlocked += "active" in r.states()
                             answered += _answered(r)
                             refused += r.first("refusal") is not None
+                            outcomes.append(_outcome(r))
                 out[f"rtc_clients_{n}"] = {
                     "analysed_fps_per_client": figure(fps, unit="fps"),
                     "answer_latency": figure(latency, unit="s"),
                     "unlocked": f"{unlocked}/{n * rounds}", "answered": f"{answered}/{n * rounds}",
-                    "refused": f"{refused}/{n * rounds}",
+                    "refused": f"{refused}/{n * rounds}", "outcomes": outcomes,
                     "server_cpu_cores": round(cpu.cores, 2), "server_peak_rss_mb": round(max(cpu.rss_mb or [0]), 1)}
             out["rtc_refusal_over_limit"] = asyncio.run(_over_limit(server.url, max_clients, wav))
     out["rtc_machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -176,8 +176,10 @@ class SessionRunner:
     """Wires the stage threads and runs until the stream ends (or ``stop``)."""
 
     def __init__(self, settings: Settings, parts: Parts, run_dir: Path | None = None, emit: Emit | None = None,
-                 queue_size: int = 4, emotion: str | None = None) -> None:
-        """``emotion``: style every reply as if the camera saw it (benchmarks); None: the camera's."""
+                 queue_size: int = 4, emotion: str | None = None, hold: Hold | None = None) -> None:
+        """``emotion``: style every reply as if the camera saw it (benchmarks); None: the camera's.
+        ``hold``: shared by sessions on one machine (the server's live clients), so any session's check
+        or reply slows every camera stage; None: this session's own."""
         self.settings, self.parts, self.run_dir, self.emotion = settings, parts, run_dir, emotion
         cfg = settings.session
         self.stop = threading.Event()
@@ -190,7 +192,7 @@ class SessionRunner:
                                                for name in ("vad", "wake")}  # frames: bounded
         self.lanes = Lanes()  # the session thread's queues: events in, jobs out
         self.front = FrontEnd.from_settings(settings, parts.turns, parts.voiced, parts.source.sample_rate, parts.aec)
-        self.hold = Hold()  # a gate check or a reply is running: the camera stage slows down
+        self.hold = hold or Hold()  # a gate check or a reply is running: the camera stage slows down
         self.responses = Responses(ReplyPath(parts.controller, parts.tts), self.playback, parts.out, run_dir,
                                    self.stats, self.hold)
         if isinstance(parts.source, Attachable):  # scripted sources listen for the assistant

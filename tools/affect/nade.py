@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.common.errors import ErrorCode, MMChatError
+from tools.common.once import process_wide
 from tools.vision.emotion import EMOTIONS
 
 PLUTCHIK = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
@@ -60,9 +61,6 @@ def preprocess(text: str) -> str:
 class NadeModel:
     """Emoji probabilities and Plutchik intensities of sentences (fastText + LightGBM, CPU)."""
 
-    _shared: "NadeModel | None" = None
-    _lock = threading.Lock()
-
     def __init__(self, root: Path | None = None) -> None:
         try:
             import fasttext
@@ -88,11 +86,10 @@ class NadeModel:
         self._run_lock = threading.Lock()
 
     @classmethod
+    @process_wide
     def shared(cls) -> "NadeModel":
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+        """The process's one instance (loaded on first use)."""
+        return cls()
 
     def emoji_probs(self, texts: list[str]) -> np.ndarray:
         """(N, 151) emoji probabilities, columns in label-hash order."""

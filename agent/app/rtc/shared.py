@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from agent.common.config import Settings
+from agent.session.responses import Hold
 from tools import ToolContext, build_tools
 
 
@@ -82,6 +83,7 @@ class SharedModels:
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
         self._namer_lock = threading.Lock()
+        self.hold = Hold()  # any client's gate check or reply: every client's camera stage slows down
 
     @property
     def loaded(self) -> bool:
