@@ -168,3 +168,105 @@ def test_tracks_resample_drop_and_scale(testdata):
     loud = sum(1 for f in frames if np.abs(f.to_ndarray()).max() > 1000)
     assert 48 <= loud <= 51  # 1 s of audio in 20 ms frames, then silence
     track.stop()
+
+
+def test_map_picture_of_a_live_session(live, tmp_path):
+    """``GET /api/rtc/<id>/map.png``: before any mapping a coded 400 ("no map yet"); with a map in the
+    session's mapping stage (a real SLAM run on a rendered sequence; live mapping itself is tested in
+    test_live_mapping) a PNG of it; an unknown client a clear 400."""
+    import types
+
+    import cv2
+
+    from agent.common.config import SlamSettings
+    from agent.evals.rtc_probe import probe
+    from tools.slam.io import folder_frames, read_intrinsics
+    from tools.slam.run import run_sequence
+    from tools.slam.synth import find_photos, write_sequence
+
+    if not find_photos():
+        pytest.skip("no photos for the SLAM textures")
+    seq = write_sequence(tmp_path / "seq", n=40)
+    K, size = read_intrinsics(seq / "K.yaml")
+    slam_map = run_sequence(folder_frames(seq), K, SlamSettings(), size).slam.map
+    assert slam_map.points
+    hub, seen = live["hub"], {}
+
+    def get(client: str) -> tuple[int, str, bytes]:
+        try:
+            with urllib.request.urlopen(f"{live['url']}/api/rtc/{client}/map.png", timeout=30) as r:
+                return r.status, r.headers["Content-Type"], r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers["Content-Type"], e.read()
+
+    def until(r) -> bool:
+        c = hub.clients.get(r.client or "")
+        hook = c.runner.parts.perception if c is not None and c.runner is not None else None
+        if hook is None or hook.mapping is None:
+            return False
+        seen["before"] = get(c.id)
+        hook.mapping = types.SimpleNamespace(map=slam_map, stop=hook.mapping.stop)
+        seen["after"] = get(c.id)
+        return True
+
+    r = asyncio.run(probe(live["url"], live["turn"], live["video"], until=until, timeout_s=60))
+    assert r.error is None and "after" in seen, r.types()
+    status, kind, body = seen["before"]
+    assert status == 400 and json.loads(body)["code"] == "bad-input" and "no map yet" in json.loads(body)["error"]
+    status, kind, body = seen["after"]
+    picture = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert status == 200 and kind == "image/png" and picture is not None and picture.std() > 5
+    status, _, body = get("nope")
+    assert status == 400 and "no live session" in json.loads(body)["error"]
+
+
+def test_mic_maps_stream_time_to_when_its_audio_arrived():
+    """The browser's audio stalls for 1 s (a starved event loop: two clients on two cores) and then
+    comes in a burst. Silence stood in meanwhile, so the session's clock (stream 0 + t) runs ahead of
+    the words; ``wall_time`` still says when each moment's audio arrived, the moment whose camera
+    frames the face check must look at."""
+    import threading
+    import time
+
+    import av
+
+    from agent.app.rtc.tracks import MicSource
+
+    mic = MicSource()
+    n, rng = mic.frame_samples, np.random.default_rng(0)
+    pushed: list[tuple[int, float]] = []  # (samples pushed before this packet, when)
+    reads: list[tuple[int, int, float | None]] = []  # after each loud frame: (read samples, silent frames, wall)
+    stop = threading.Event()
+
+    def session() -> None:
+        for frame in mic:
+            if frame.any():
+                reads.append((mic.read_samples, mic.silent_frames, mic.wall_time(mic.read_samples / 16_000)))
+            if stop.is_set():
+                return
+
+    def packet(i: int) -> None:
+        chunk = (rng.standard_normal(320) * 3000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 16_000
+        pushed.append((i * 320, time.monotonic()))
+        mic.push(frame)
+
+    reader = threading.Thread(target=session)
+    t0 = time.monotonic()
+    reader.start()
+    time.sleep(0.1)
+    for i in range(150):  # 1 s in real time, a 1 s stall, that second at once, then 1 s in real time
+        if i == 50:
+            time.sleep(1.0)
+        packet(i)
+        if not 50 <= i < 100:
+            time.sleep(0.02)
+    time.sleep(0.3)
+    stop.set()
+    mic.close()
+    reader.join(5)
+    read, silent, wall = reads[-1]  # the last loud frame: the end of the browser's audio
+    arrived = max(when for start, when in pushed if start < read - silent * n)
+    assert wall is not None and abs(wall - arrived) < 0.1, wall - arrived
+    assert (t0 + read / 16_000) - arrived > 0.3  # the plain clock is ahead by the silence put in

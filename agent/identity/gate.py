@@ -129,7 +129,11 @@ class CameraFace(FeedBase):
         if silent is None or silent > self.stale_s:  # the reader stopped: say so rather than "no face"
             raise MMChatError(f"camera stopped: no frame from {self.spec} for "
                               f"{'ever' if silent is None else f'{silent:.0f} s'}", ErrorCode.DEVICE)
-        return self.recent.window(window_s, n, now=None if self.t0 is None else self.t0 + t)
+        return self.recent.window(window_s, n, now=self.wall(t))
+
+    def wall(self, t: float) -> float | None:
+        """The monotonic time of stream time ``t`` (None before ``sync``: now)."""
+        return None if self.t0 is None else self.t0 + t
 
     def close(self) -> None:
         if self.source is not None:

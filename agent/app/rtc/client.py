@@ -31,13 +31,22 @@ MESH_STEP = 4  # every 4th of the 478 face-mesh points goes to the page (enough 
 
 
 class TrackFace(CameraFace):
-    """The face feed of the gate over the browser's camera (a ``CameraFace`` with a track as its device)."""
+    """The face feed of the gate over the browser's camera (a ``CameraFace`` with a track as its device).
 
-    def __init__(self, frames: CameraFrames, keep_s: float) -> None:  # noqa: D107 - no device to open
-        self.spec = "the browser camera"
+    Stream time maps to the camera's clock through the microphone (``MicSource.wall_time``): when the
+    session runs behind the browser, a check still looks at the frames seen while those words came.
+    """
+
+    def __init__(self, frames: CameraFrames, keep_s: float, stale_s: float,  # noqa: D107
+                 mic: MicSource | None = None) -> None:
+        self.spec, self.mic, self.stale_s = "the browser camera", mic, stale_s
         self.recent = RecentFrames(keep_s)
         self.source = TeeSource(frames, self.recent.add)
         self.t0 = None
+
+    def wall(self, t: float) -> float | None:
+        arrived = self.mic.wall_time(t) if self.mic is not None else None
+        return arrived if arrived is not None else super().wall(t)
 
 
 class LandmarkTap:
@@ -164,7 +173,8 @@ class RtcClient:
             self.shared.load()
             settings = self.live.settings(self.base)
             keep_s = settings.session.face.window_s + 5.0
-            feed = TrackFace(self.camera, keep_s) if self.camera is not None else NoFace()
+            feed = (TrackFace(self.camera, keep_s, settings.devices.camera_stale_s, self.mic)
+                    if self.camera is not None else NoFace())
             parts = build_parts(settings, audio=self.mic, realtime=True, assistant=self.shared.for_client(self.ctx),
                                 feed=feed, checker=self.shared.checker)
             parts.gate, parts.out, parts.echo = self.shared.gate(parts.gate), ReplyOut(self.reply), False

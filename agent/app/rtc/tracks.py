@@ -36,6 +36,8 @@ class MicSource:
     Frames are released on the wall clock as they arrive; when the browser sends nothing for
     ``JITTER_S`` a frame of silence stands in, so the session's clock (timeouts, face checks) keeps
     running for a tab that sends no audio. ``received_s`` / ``silent_frames`` say what came.
+    ``wall_time`` maps stream time to when that audio arrived: a session that falls behind (two
+    clients on two cores) or loses buffered audio still looks at the camera frames of that moment.
     """
 
     reconnect = None  # the browser's track: the peer connection's own state tells when it goes
@@ -53,6 +55,8 @@ class MicSource:
         self._resampler = AudioResampler(format="s16p", rate=sample_rate)  # channels kept: averaged below
         self.closed = False
         self.received = self.dropped = self.silent_frames = 0
+        self.read_samples = 0  # handed to the session: its stream time x the rate
+        self._anchor: tuple[float, float] | None = None  # (stream s, monotonic s its audio arrived)
 
     @property
     def received_s(self) -> float:
@@ -79,6 +83,12 @@ class MicSource:
             self.closed = True
             self._cond.notify_all()
 
+    def wall_time(self, t: float) -> float | None:
+        """The monotonic time the audio at stream time ``t`` arrived (from the newest frame read, whose
+        end arrived ``behind`` the buffer's newest audio); None before the first frame."""
+        anchor = self._anchor
+        return None if anchor is None else anchor[1] + (t - anchor[0])
+
     def __iter__(self) -> Iterator[np.ndarray]:
         n, period = self.frame_samples, self.frame_samples / self.sample_rate
         with self._cond:
@@ -96,6 +106,9 @@ class MicSource:
                     frame, self._buf = self._buf[:n], self._buf[n:]
                 else:
                     frame = None
+                behind = len(self._buf) / self.sample_rate  # audio that arrived after this frame's end
+                self.read_samples += n
+                self._anchor = (self.read_samples / self.sample_rate, time.monotonic() - behind)
             if frame is None:  # nothing arrived in time: silence keeps the clock going
                 self.silent_frames += 1
                 frame = np.zeros(n, np.int16)
