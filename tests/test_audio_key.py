@@ -150,7 +150,9 @@ def test_right_words_wrong_speaker_are_refused(key_settings, checker, asr, user_
     fake = tmp_path / "piper.wav"
     write_wav(fake, synth(user_tts, "A thin stripe runs down the middle."), 16000)
     d = verify_phrase(key_settings, checker, checker.verify(voice=fake), fake, PASSPHRASE, asr)
-    assert d["phrase_match"] is True and d["decision"] == "reject", d  # Piper says it, but is not spk1
+    # Piper says it, but is not spk1: refused on the voice, whatever the words were heard as (Whisper
+    # hears this synthetic sentence right or with one word off, and on some CPUs with more)
+    assert d["decision"] == "reject" and d["voice_score"] < key_settings.identity.voice_threshold, d
     assert verify_phrase(key_settings, checker, checker.verify(voice=fake), fake, None, asr)["decision"] == "reject"
 
 

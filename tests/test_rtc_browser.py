@@ -25,13 +25,15 @@ TURN_S = 150_000  # ms a browser turn may take on two shared cores
 @pytest.fixture(scope="module")
 def site(settings, assistant, testdata, tmp_path_factory):
     from agent.app.server import create_app
-    from agent.evals.rtc_probe import CLIP, clip_y4m, looped_script, write_script
+    from agent.evals.rtc_probe import CLIP, IN_VIEW, clip_y4m, looped_script, write_script
 
     folder = tmp_path_factory.mktemp("rtc-browser")
     s = lin_settings(settings, folder / "profiles")
-    y4m, clip_s = clip_y4m(testdata.joinpath(*CLIP), folder / "clip.y4m")
-    wavs = {who: write_script(looped_script(assistant.tts, s, clip_s, speaker, sentence), folder / f"{who}.wav",
-                              48_000) for who, speaker, sentence in (("user", "spk1", 4), ("impostor", "spk2", 2))}
+    # the user stays in view (the clip's part with Lin's face: its seams have none for 4.7 s)
+    y4m, clip_s = clip_y4m(testdata.joinpath(*CLIP), folder / "clip.y4m", span=IN_VIEW)
+    wavs = {who: write_script(looped_script(assistant.tts, s, clip_s, speaker, sentence, face_at_s=2.0, loops=6),
+                              folder / f"{who}.wav", 48_000)
+            for who, speaker, sentence in (("user", "spk1", 4), ("impostor", "spk2", 2))}
     app = create_app(s, assistant=assistant)
     app.state.rtc.shared.load()
     SCREENS.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ class BrokenSource:
     """A microphone that delivers ``n`` frames of silence, then fails."""
 
     sample_rate, frame_samples = SR, FRAME
+    reconnect = None  # a recording: nothing to reconnect
 
     def __init__(self, n: int = 20) -> None:
         self.n = n

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from agent.common.config import Settings
-from agent.evals.rtc_probe import CLIP, ProbeResult, compose, enroll_lin, probe, write_script
+from agent.evals.rtc_probe import CLIP, IN_VIEW, ProbeResult, compose, enroll_lin, probe, write_script
 from agent.evals.server_load import ROOT, ServerProcess
 from agent.evals.stats import figure
 
@@ -82,8 +82,8 @@ def _answered(r: ProbeResult) -> bool:
 
 async def _clients(url: str, n: int, wav: Path, video: Path, timeout_s: float) -> list[ProbeResult]:
     # gestures held off: the clip's held fist would select privacy mode and lock before the answer
-    return await asyncio.gather(*(probe(url, wav, video, until=_done, timeout_s=timeout_s, settings=NO_GESTURES)
-                                  for _ in range(n)))
+    return await asyncio.gather(*(probe(url, wav, video, until=_done, timeout_s=timeout_s, settings=NO_GESTURES,
+                                        video_span=IN_VIEW) for _ in range(n)))
 
 
 def _outcome(r: ProbeResult) -> str:

@@ -25,6 +25,9 @@ from agent.common.config import Settings
 
 USER = "lin"
 CLIP = ("faces", "probe", "short_hamilton_clip.mp4")
+# The clip's part with Lin in view the whole time (frames ~108-215, seconds): the whole clip looped has
+# 4.7 s without a face at each seam, where a session waiting for its answer locks ("face gone")
+IN_VIEW = (3.6, 7.2)
 
 
 def enroll_lin(settings: Settings) -> None:
@@ -70,8 +73,10 @@ def looped_script(tts: Any, settings: Settings, clip_s: float, speaker: str = "s
     return np.concatenate([np.zeros(lead, np.float32), turn, np.zeros(total - lead - len(turn), np.float32)])
 
 
-def clip_y4m(video: str | Path, out: Path, fps: int = 10) -> tuple[Path, float]:
-    """The clip as raw YUV4MPEG at ``fps`` (a browser's fake camera file); returns (path, duration s)."""
+def clip_y4m(video: str | Path, out: Path, fps: int = 10,
+             span: tuple[float, float] | None = None) -> tuple[Path, float]:
+    """The clip (or its ``span``, seconds from-to) as raw YUV4MPEG at ``fps`` (a browser's fake camera
+    file); returns (path, duration s)."""
     import fractions
 
     import av
@@ -80,10 +85,13 @@ def clip_y4m(video: str | Path, out: Path, fps: int = 10) -> tuple[Path, float]:
         stream = src.streams.video[0]
         st = dst.add_stream("rawvideo", rate=fractions.Fraction(fps, 1))
         st.width, st.height, st.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
-        n = 0
+        n, (first, last) = 0, span or (0.0, float("inf"))
         for frame in src.decode(stream):
-            if float(frame.time or 0.0) + 1e-6 < n / fps:
+            at = float(frame.time or 0.0) - first
+            if at + 1e-6 < n / fps:
                 continue
+            if at + first >= last:
+                break
             f = frame.reformat(format="yuv420p")
             f.pts, f.time_base = n, fractions.Fraction(1, fps)
             for packet in st.encode(f):
@@ -138,9 +146,12 @@ def post_json(url: str, payload: Any, token: str | None = None, timeout: float =
         return e.code, json.loads(e.read() or b"{}")
 
 
-def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | None = None) -> Any:
-    """A video track playing ``path`` in a loop, in real time at ``fps`` (frames in between skipped, as a
-    slow camera would); ``restart`` plays it from the start. (aiortc's MediaPlayer fails at a loop's seam.)"""
+def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | None = None,
+                 span: tuple[float, float] | None = None) -> Any:
+    """A video track playing ``path`` (or its ``span``, seconds from-to) in a loop, in real time at ``fps``
+    (frames in between skipped, as a slow camera would); ``restart`` plays it from the start. (aiortc's
+    MediaPlayer fails at a loop's seam.)"""
+    first, last = span or (0.0, float("inf"))
     import fractions
 
     import av
@@ -159,7 +170,7 @@ def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | No
             if self.container is not None:
                 self.container.close()
             self.container = av.open(str(path))
-            self.frames, self.clip_t = self.container.decode(video=0), 0.0
+            self.frames, self.clip_t = self.container.decode(video=0), first
 
         def restart(self) -> None:
             self._open()
@@ -168,7 +179,7 @@ def looped_video(path: str | Path, fps: float = 10.0, size: tuple[int, int] | No
             """The first frame at or after the clip time (decoding forward; the end loops to the start)."""
             while True:
                 frame = next(self.frames, None)
-                if frame is None:
+                if frame is None or float(frame.time or 0.0) >= last:
                     self._open()
                     continue
                 if float(frame.time or 0.0) >= self.clip_t:
@@ -249,9 +260,10 @@ async def _reply_audio(track: Any, result: ProbeResult) -> None:
 async def probe(base_url: str, audio: str | Path | None, video: str | Path | None = None,
                 until: Callable[[ProbeResult], bool] | None = None, timeout_s: float = 90.0,
                 token: str | None = None, settings: dict | None = None,
-                video_size: tuple[int, int] | None = None) -> ProbeResult:
-    """One client from offer to close: stream ``audio`` (WAV) and ``video`` (looped), stop when
-    ``until(result)`` holds (checked as events arrive) or after ``timeout_s``."""
+                video_size: tuple[int, int] | None = None, video_span: tuple[float, float] | None = None,
+                ) -> ProbeResult:
+    """One client from offer to close: stream ``audio`` (WAV) and ``video`` (looped; ``video_span``: only
+    that part, seconds), stop when ``until(result)`` holds (checked as events arrive) or after ``timeout_s``."""
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
     result, done = ProbeResult(started_at=time.monotonic()), asyncio.Event()
@@ -261,7 +273,7 @@ async def probe(base_url: str, audio: str | Path | None, video: str | Path | Non
         tracks.append(script_audio(audio))
         pc.addTrack(tracks[-1])
     if video is not None:  # and the clip starts again then, so the face the gate sees is in step
-        tracks.append(looped_video(video, size=video_size))
+        tracks.append(looped_video(video, size=video_size, span=video_span))
         pc.addTrack(tracks[-1])
     channel = pc.createDataChannel("events")
     tasks: list[asyncio.Task] = []
