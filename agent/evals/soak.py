@@ -14,6 +14,7 @@ reported. Run: ``main.py soak --minutes N [--camera] --json``.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import tempfile
 import threading
@@ -32,9 +33,28 @@ ENROL = ("spk1_snt1.wav", "spk1_snt2.wav")
 CLIP = ("faces/probe/short_hamilton_clip.mp4", (81, 229))  # testdata path, frames played (a person in view)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap_stats() -> dict[str, float]:
+    """glibc's malloc heap (all arenas): MB handed out (``in_use``, incl. mmapped blocks) and MB held
+    free inside the arenas (``free``: growth there is fragmentation, not a leak); {} off glibc."""
+    try:
+        f = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    f.restype = _MallInfo2
+    m = f()
+    return {"heap_in_use_mb": round((m.uordblks + m.hblkhd) / 2**20, 1), "heap_free_mb": round(m.fordblks / 2**20, 1)}
+
+
 def proc_stats() -> dict[str, float]:
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "threads": int(fields["Threads"])}
+    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "threads": int(fields["Threads"]),
+            **heap_stats()}
 
 
 def cycle_parts(settings: Settings, tts: Any) -> list[Any]:

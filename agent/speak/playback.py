@@ -9,12 +9,15 @@ speaker-to-mic coupling ``session.echo.gain`` -- the echo a real room would prod
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Protocol
 
 import numpy as np
 
 from agent.speak.speech_out import BufferSink
 from tools.common.pcm import SAMPLE_RATE, resample
+
+KEPT_INTERVALS = 256  # played stretches remembered for overlaps(): a long session's list stays bounded
 
 
 class StreamClock:
@@ -43,7 +46,8 @@ class Playback:
         self.tail_s = tail_s
         self._audio = np.zeros(0, np.float32)  # scheduled samples, starting at stream sample _start
         self._start = 0
-        self.intervals: list[tuple[float, float]] = []  # (start, end) stream seconds actually played
+        # (start, end) stream seconds actually played; the last few hundred (a turn looks back seconds)
+        self.intervals: deque[tuple[float, float]] = deque(maxlen=KEPT_INTERVALS)
         self.closed = threading.Event()  # the source ended: the clock will not move again
 
     # -- scheduling (TTS thread) ---------------------------------------------------------
