@@ -70,8 +70,17 @@ def _wait_text(page, selector: str, text: str, timeout: int = TURN_S) -> None:
 
 
 def _reached(page, state: str, timeout: int = TURN_S) -> None:
-    """The page's state was ``state`` at some moment (a face-gone lock may follow quickly)."""
-    page.wait_for_function("s => window.mmchat.states.includes(s)", arg=state, timeout=timeout)
+    """The page's state was ``state`` at some moment (a face-gone lock may follow quickly); if not, the
+    failure says which states and lines the page did show."""
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    try:
+        page.wait_for_function("s => window.mmchat.states.includes(s)", arg=state, timeout=timeout)
+    except PageTimeout:
+        seen = page.evaluate("() => [window.mmchat.client, window.mmchat.states]")
+        raise AssertionError(f"never {state}: client {seen[0]}, states {seen[1]}, notice "
+                             f"{page.locator('#notice').inner_text()!r}, transcript "
+                             f"{page.locator('#transcript').inner_text()[-600:]!r}") from None
 
 
 def _overlay_pixels(page) -> int:
@@ -140,6 +149,11 @@ def test_two_tabs_at_once(site):
     """Two tabs, two sessions over the same loaded models: both unlock and both are answered."""
     from playwright.sync_api import sync_playwright
 
+    from tests.fakes import wait_for
+
+    # the earlier tests' closed browsers must be released first (a closed tab is dropped when its
+    # peer connection fails its consent checks): run after them, two more tabs went over max_clients
+    wait_for(lambda: not site["hub"].clients, 120, "the earlier tabs' sessions to be dropped")
     with sync_playwright() as p:
         browser, context = _browser(p, site["wavs"]["user"], site["y4m"])
         pages = [_open(context, site["url"]) for _ in range(2)]
