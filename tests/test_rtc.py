@@ -198,10 +198,10 @@ def test_map_picture_of_a_live_session(live, tmp_path):
             return e.code, e.headers["Content-Type"], e.read()
 
     def until(r) -> bool:
-        c = hub.clients.get(r.client or "")
-        hook = c.runner.parts.perception if c is not None and c.runner is not None else None
         if "after" in seen:  # checked on every message: look once
             return True
+        c = hub.clients.get(r.client or "")
+        hook = c.runner.parts.perception if c is not None and c.runner is not None else None
         if hook is None or hook.mapping is None:
             return False
         seen["before"] = get(c.id)

@@ -87,11 +87,11 @@ def clip_y4m(video: str | Path, out: Path, fps: int = 10,
         st.width, st.height, st.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
         n, (first, last) = 0, span or (0.0, float("inf"))
         for frame in src.decode(stream):
-            at = float(frame.time or 0.0) - first
-            if at + 1e-6 < n / fps:
-                continue
-            if at + first >= last:
+            t = float(frame.time or 0.0)
+            if t >= last:
                 break
+            if t - first + 1e-6 < n / fps:
+                continue
             f = frame.reformat(format="yuv420p")
             f.pts, f.time_base = n, fractions.Fraction(1, fps)
             for packet in st.encode(f):

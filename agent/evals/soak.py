@@ -15,6 +15,7 @@ reported. Run: ``main.py soak --minutes N [--camera] --json``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import tempfile
 import threading
@@ -39,14 +40,23 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
-def heap_stats() -> dict[str, float]:
-    """glibc's malloc heap (all arenas): MB handed out (``in_use``, incl. mmapped blocks) and MB held
-    free inside the arenas (``free``: growth there is fragmentation, not a leak); {} off glibc."""
+@functools.cache
+def _mallinfo2() -> Any:
+    """glibc's ``mallinfo2`` (None off glibc or before 2.33)."""
     try:
         f = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
-        return {}
+        return None
     f.restype = _MallInfo2
+    return f
+
+
+def heap_stats() -> dict[str, float]:
+    """glibc's malloc heap (all arenas): MB handed out (``in_use``, incl. mmapped blocks) and MB held
+    free inside the arenas (``free``: growth there is fragmentation, not a leak); {} off glibc."""
+    f = _mallinfo2()
+    if f is None:
+        return {}
     m = f()
     return {"heap_in_use_mb": round((m.uordblks + m.hblkhd) / 2**20, 1), "heap_free_mb": round(m.fordblks / 2**20, 1)}
 
