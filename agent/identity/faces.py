@@ -123,33 +123,17 @@ def face_distance(encoding: np.ndarray, enrolled: np.ndarray) -> float:
 
 
 def sample_video(path: str | Path, start_s: float, window_s: float, n: int) -> list[tuple[float, np.ndarray]]:
-    """``n`` BGR frames evenly spaced over [start_s, start_s + window_s] (clipped to the video).
+    """``n`` BGR frames evenly spaced over [start_s, start_s + window_s] (clipped to the video), read by
+    ``tools.vision.capture.VideoFile``: (time_s, frame) pairs; FaceError if the file is missing, not a
+    video, or no frame decodes there."""
+    from tools.vision.capture import VideoFile
 
-    Returns (time_s, frame) pairs; FaceError if the file is missing or not a video.
-    """
-    import cv2
-
-    p = Path(path)
-    if not p.is_file() or p.stat().st_size == 0:
-        raise FaceError(f"video file not found or empty: {p}")
-    cap = cv2.VideoCapture(str(p))
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if not cap.isOpened() or fps <= 0 or count <= 0:
-            raise FaceError(f"cannot read video {p.name}: not a readable video")
-        first = min(int(start_s * fps), count - 1)
-        last = min(int((start_s + window_s) * fps), count - 1)
-        frames: list[tuple[float, np.ndarray]] = []
-        for idx in sorted({int(round(i)) for i in np.linspace(first, last, max(1, n))}):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
-            ok, frame = cap.read()
-            if ok:
-                frames.append((idx / fps, frame))
-    finally:
-        cap.release()
+        frames = VideoFile(path).window(start_s, window_s, n)
+    except MMChatError as e:
+        raise FaceError(str(e)) from None
     if not frames:
-        raise FaceError(f"no frames could be read from {p.name} in {start_s:g}-{start_s + window_s:g} s")
+        raise FaceError(f"no frames could be read from {Path(path).name} in {start_s:g}-{start_s + window_s:g} s")
     return frames
 
 

@@ -2,6 +2,9 @@
 
 Faces come from a FaceFeed: a video file synchronised with the audio (stream
 time = video time), a still image (cannot show liveness), the camera, or none.
+Each feed is a view by stream time over one of the frame sources the camera stage
+reads (tools/vision/capture.py): a ``StillSource``, a ``VideoFile``, or a live
+camera's ``TeeSource`` keeping its recent frames.
 The decision itself reuses agent.identity.verify (best_voice, best_face, decide).
 """
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from agent.common import phrases
 from agent.common.config import Settings
-from agent.identity.faces import FaceError, read_image_bgr, sample_video, video_encodings
+from agent.identity.faces import FaceError, read_image_bgr, video_encodings
 from agent.identity.liveness import LivenessResult
 from agent.identity.profiles import Profile
 from agent.identity.verify import Decision, IdentityChecker, Match, best_face, best_voice, decide
@@ -23,6 +26,7 @@ from tools.common.settings import DeviceSettings
 
 if TYPE_CHECKING:
     from tools.vision.camera import FrameSource
+    from tools.vision.capture import VideoFile
 
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -65,38 +69,39 @@ class NoFace(FeedBase):
 
 
 class ImageFace(FeedBase):
-    """One photo, shown all the time."""
+    """One photo (a ``StillSource``), shown all the time."""
 
     kind, still = "image", True
 
     def __init__(self, path: str | Path) -> None:
+        from tools.vision.capture import StillSource
+
         self.path = Path(path)
-        self.frame = read_image_bgr(path)
+        self.image = StillSource(read_image_bgr(path))
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
-        return [self.frame]
+        return [self.image.image]
 
 
 class VideoFace(FeedBase):
-    """A recording that runs alongside the audio; nothing in view after it ends."""
+    """A recording (a ``VideoFile``) that runs alongside the audio; nothing in view after it ends."""
 
     kind, still = "video", False
 
     def __init__(self, path: str | Path) -> None:
-        import cv2
+        from tools.vision.capture import VideoFile
 
         self.path = Path(path)
-        sample_video(path, 0.0, 0.1, 1)  # FaceError now if the file is unreadable
-        cap = cv2.VideoCapture(str(path))
-        self.duration = (cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) / (cap.get(cv2.CAP_PROP_FPS) or 1)
-        cap.release()
+        try:
+            self.video: VideoFile = VideoFile(path)
+        except MMChatError as e:  # FaceError now if the file is unreadable
+            raise FaceError(str(e)) from None
 
     def frames(self, t: float, window_s: float, n: int) -> list[np.ndarray]:
-        if t - window_s > self.duration:
+        end = self.video.duration
+        if t - window_s > end:
             return []
-        start = max(0.0, min(t, self.duration) - window_s)
-        assert self.path is not None
-        return [f for _, f in sample_video(self.path, start, window_s, n)]
+        return [f for _, f in self.video.window(max(0.0, min(t, end) - window_s), window_s, n)]
 
 
 class CameraFace(FeedBase):

@@ -1,4 +1,8 @@
-"""Frame sources for the camera stage: a device index, a stream URL, a video file or a still image.
+"""The frame sources: a device index, a stream URL, a video file or a still image.
+
+The camera stage reads them in order (``open_source``); the face gate reads the same sources by time
+(agent/identity/gate.py: a still's one image, a ``VideoFile``'s stretch by video time, a live camera's
+recent frames through ``tools.vision.camera.TeeSource``).
 
 A live device or URL whose reads keep failing is released and reopened with back-off
 (``tools.common.devices``) instead of ending the stream: ``CaptureSource.reconnect`` tells its
@@ -15,7 +19,7 @@ import numpy as np
 from tools.common.devices import Backoff, Reconnector
 from tools.common.errors import ErrorCode, MMChatError
 from tools.common.settings import DeviceSettings
-from tools.vision.face_hands import load_image
+from tools.vision.images import load_image, open_video
 
 STILL_FPS = 5.0  # how often a repeated still image is offered to the worker
 STREAM_TIMEOUT_MS = 5000  # opening / reading a camera stream URL
@@ -143,10 +147,48 @@ def open_source(spec: int | str | Path, loop: bool = False, frames: tuple[int, i
         raise MMChatError(f"{path}: file not found or empty", ErrorCode.IMAGE_INVALID)
     if cv2.haveImageReader(str(path)):
         return StillSource(load_image(path))
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened() or not cap.grab():
+    return VideoFile(path).play(loop, frames)
+
+
+class VideoFile:
+    """A video file on its own clock (time 0: its first frame), checked readable when made.
+
+    ``play`` gives the camera stage a ``CaptureSource`` reading it in order; ``window`` reads any
+    stretch on demand, for a reader that follows stream time instead of playing the file (the face
+    gate beside a recording whose stream time is the video's time).
+    """
+
+    reconnect = None
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        cap, self.fps, _ = open_video(self.path)  # IMAGE_INVALID now if unreadable
+        self.count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         cap.release()
-        raise MMChatError(f"{path}: not a readable video (no frames decoded)", ErrorCode.IMAGE_INVALID)
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    return CaptureSource(cap, fps if 0 < fps < 1000 else 25.0, loop, frames=frames)
+        self.duration = self.count / self.fps
+
+    def play(self, loop: bool = False, frames: tuple[int, int | None] = (0, None)) -> CaptureSource:
+        """The file read in order at its rate (``frames``: the part played; ``loop``: again from its start)."""
+        cap, _, _ = open_video(self.path)
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        return CaptureSource(cap, self.fps, loop, frames=frames)
+
+    def window(self, start_s: float, window_s: float, n: int) -> list[tuple[float, np.ndarray]]:
+        """``n`` (time_s, BGR frame) pairs evenly spaced over [start_s, start_s + window_s], clipped to the
+        video; empty when none decodes."""
+        if self.count <= 0:
+            raise MMChatError(f"{self.path.name}: no frame count, the video cannot be read by time",
+                              ErrorCode.IMAGE_INVALID)
+        first = min(int(start_s * self.fps), self.count - 1)
+        last = min(int((start_s + window_s) * self.fps), self.count - 1)
+        cap = cv2.VideoCapture(str(self.path))
+        out: list[tuple[float, np.ndarray]] = []
+        try:
+            for idx in sorted({int(round(i)) for i in np.linspace(first, last, max(1, n))}):
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                ok, frame = cap.read()
+                if ok:
+                    out.append((idx / self.fps, frame))
+        finally:
+            cap.release()
+        return out

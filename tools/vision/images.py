@@ -61,12 +61,11 @@ def _check_file(path: str | Path) -> Path:
     return p
 
 
-def read_video(path: str | Path, max_frames: int | None = None,
-               default_fps: float = 25.0) -> tuple[float, Iterator[tuple[float, np.ndarray]]]:
-    """The one video-file reader: (fps, iterator of (t seconds, BGR frame)).
+def open_video(path: str | Path, default_fps: float = 25.0) -> tuple[cv2.VideoCapture, float, np.ndarray]:
+    """The one video-file opener: (capture, fps, first BGR frame), the capture just past its first frame.
 
-    The first frame is decoded at once, so a bad file is an ``image-invalid``
-    error before any work starts; ``default_fps`` stands in for a missing rate."""
+    A missing, empty or undecodable file is an ``image-invalid`` error before any work starts;
+    ``default_fps`` stands in for a missing rate."""
     p = _check_file(path)
     cap = cv2.VideoCapture(str(p))
     ok, first = cap.read() if cap.isOpened() else (False, None)
@@ -74,10 +73,17 @@ def read_video(path: str | Path, max_frames: int | None = None,
         cap.release()
         raise _bad(f"{path}: not a readable video (no frames decoded)")
     fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if 0 < fps < 1000 else default_fps
+    return cap, (fps if 0 < fps < 1000 else default_fps), first
+
+
+def read_video(path: str | Path, max_frames: int | None = None,
+               default_fps: float = 25.0) -> tuple[float, Iterator[tuple[float, np.ndarray]]]:
+    """The one video-file reader: (fps, iterator of (t seconds, BGR frame)), opened by ``open_video``."""
+    cap, fps, first = open_video(path, default_fps)
 
     def frames() -> Iterator[tuple[float, np.ndarray]]:
-        frame, i = first, 0
+        frame: np.ndarray | None = first
+        i = 0
         try:
             while frame is not None and (max_frames is None or i < max_frames):
                 yield i / fps, frame
