@@ -145,6 +145,29 @@ def test_browser_impostor_stays_locked(site):
         browser.close()
 
 
+def test_closed_tab_ends_its_session(site):
+    """Closing a tab or navigating it away ends its live session at once (the page's pagehide sends the
+    DELETE), so it does not hold a serve.max_clients seat until its peer connection times out."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.fakes import wait_for
+
+    wait_for(lambda: not site["hub"].clients, 120, "the earlier tabs' sessions to be dropped")
+    with sync_playwright() as p:
+        browser, context = _browser(p, site["wavs"]["user"], site["y4m"])
+        for leave in ("navigated away", "closed"):
+            page = _open(context, site["url"])
+            page.wait_for_function("() => window.mmchat.client", timeout=60_000)
+            client = page.evaluate("() => window.mmchat.client")
+            assert client in site["hub"].clients
+            if leave == "closed":
+                page.close(run_before_unload=True)
+            else:
+                page.goto("about:blank")
+            wait_for(lambda: client not in site["hub"].clients, 10, f"the {leave} tab's session to end")
+        browser.close()
+
+
 def test_two_tabs_at_once(site):
     """Two tabs, two sessions over the same loaded models: both unlock and both are answered."""
     from playwright.sync_api import sync_playwright

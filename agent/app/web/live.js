@@ -72,11 +72,16 @@ async function start() {
 }
 
 function stop() {
-  if (live.client) fetch(`/api/rtc/${live.client}`, {method: "DELETE"}).catch(() => {});
+  // keepalive: the request outlives the page when the tab is closed or navigated away (pagehide below)
+  if (live.client) fetch(`/api/rtc/${live.client}`, {method: "DELETE", keepalive: true}).catch(() => {});
   if (live.pc) { live.pc.getSenders().forEach(s => s.track && s.track.stop()); live.pc.close(); }
   live.pc = null; live.client = null; clearInterval(live.statsTimer); clearInterval(live.mapTimer);
   $("start").disabled = false; $("stop").disabled = true; $("conn").textContent = "not connected";
 }
+
+// a closed, reloaded or navigated-away tab ends its session at once (else it lingers, holding a
+// serve.max_clients seat, until the peer connection times out)
+window.addEventListener("pagehide", () => { if (live.client) stop(); });
 
 async function replyStats() {
   if (!live.pc) return;
